@@ -1,0 +1,3 @@
+from agentform.cli import main
+
+main()

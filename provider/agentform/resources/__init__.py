@@ -1,0 +1,5 @@
+"""Agentform's Pulumi resources."""
+
+from agentform.resources.environment import Environment
+
+__all__ = ["Environment"]

@@ -1,0 +1,87 @@
+"""`agentform.Environment`: a stage such as `development` or `production`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import pulumi
+from pulumi.dynamic import CheckFailure
+
+from agentform.platform import LocalPlatform
+from agentform.resources._provider import AgentformProvider
+from agentform.settings import connection_inputs
+from agentform_runtime.specs import EnvironmentSpec, check_name
+
+
+class EnvironmentProvider(AgentformProvider):
+    label = "Environment"
+    fields: ClassVar[tuple[str, ...]] = ("name", "description", "policies")
+
+    def validate(self, inputs: dict[str, Any]) -> list[CheckFailure]:
+        failures = []
+        try:
+            check_name(inputs.get("name", ""))
+        except ValueError as exc:
+            failures.append(CheckFailure("name", f"{self.label}: name: {exc}"))
+        body: dict[str, Any] = {k: inputs[k] for k in ("description", "policies") if k in inputs}
+        return failures + self.model_failures(EnvironmentSpec, body, self.label)
+
+    def apply(self, platform: LocalPlatform, inputs: dict[str, Any]) -> dict[str, Any]:
+        spec = EnvironmentSpec(
+            description=inputs.get("description", ""), policies=inputs.get("policies", [])
+        )
+        platform.put(f"/v1/environments/{inputs['name']}", spec.model_dump())
+        return {"run_url": f"{inputs['agentform_endpoint']}/run/{inputs['name']}"}
+
+    def fetch(self, platform: LocalPlatform, state: dict[str, Any]) -> dict[str, Any] | None:
+        current = platform.get(f"/v1/environments/{state['name']}")
+        if current is None:
+            return None
+        return {"description": current["description"], "policies": current["policies"]}
+
+    def remove(self, platform: LocalPlatform, state: dict[str, Any]) -> None:
+        platform.delete(f"/v1/environments/{state['name']}")
+
+
+class Environment(pulumi.dynamic.Resource):
+    """A named stage (`development`, `production`, ...) with environment-level policies.
+
+    One Pulumi stack usually manages one environment."""
+
+    name: pulumi.Output[str]
+    """The environment's name on the platform."""
+    description: pulumi.Output[str]
+    policies: pulumi.Output[list[str]]
+    """Names of the environment-level policies."""
+    run_url: pulumi.Output[str]
+    """Base URL of the run gateway for this environment."""
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        name: pulumi.Input[str] | None = None,
+        description: pulumi.Input[str] = "",
+        policies: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """
+        :param resource_name: The Pulumi resource name.
+        :param name: The environment's name on the platform (DNS-safe); defaults to `resource_name`.
+        :param description: Free text shown in listings.
+        :param policies: Names of the policies every deployment in this environment inherits.
+        :param opts: Pulumi resource options.
+        """
+        super().__init__(
+            EnvironmentProvider(),
+            resource_name,
+            {
+                "name": name if name is not None else resource_name,
+                "description": description,
+                "policies": policies or [],
+                "run_url": None,
+                **connection_inputs(),
+            },
+            opts,
+        )

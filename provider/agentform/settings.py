@@ -1,0 +1,39 @@
+"""Provider configuration, read in the Pulumi program from the `agentform` config namespace:
+
+- `agentform:endpoint`: the host's URL (default `http://127.0.0.1:4860`, or `$AGENTFORM_ENDPOINT`)
+- `agentform:token` (secret): the admin token (default: the local host's `admin-token` file,
+  in `$AGENTFORM_STATE_DIR` or `~/.agentform`)
+- `agentform:platform`: `local` (the only one so far)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pulumi
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:4860"
+PLATFORMS = ("local",)
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("AGENTFORM_STATE_DIR", Path.home() / ".agentform"))
+
+
+def _token_from_file() -> str:
+    try:
+        return (state_dir() / "admin-token").read_text().strip()
+    except OSError:
+        return ""
+
+
+def connection_inputs() -> dict[str, pulumi.Input[str]]:
+    """The hidden inputs that tell each resource's provider where the platform is."""
+    config = pulumi.Config("agentform")
+    platform = config.get("platform") or "local"
+    if platform not in PLATFORMS:
+        raise ValueError(f"agentform:platform is '{platform}'; supported: {', '.join(PLATFORMS)}")
+    endpoint = config.get("endpoint") or os.environ.get("AGENTFORM_ENDPOINT") or DEFAULT_ENDPOINT
+    token = config.get_secret("token") or pulumi.Output.secret(_token_from_file())
+    return {"agentform_endpoint": endpoint.rstrip("/"), "agentform_token": token}

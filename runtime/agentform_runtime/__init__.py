@@ -1,0 +1,1 @@
+"""Agentform runtime: the workload and the local serverless host."""

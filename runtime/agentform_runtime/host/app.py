@@ -1,0 +1,125 @@
+"""The host application: control plane, run gateway and their shared state."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from agentform_runtime.host import control, gateway
+from agentform_runtime.host.artifacts import ArtifactStore
+from agentform_runtime.host.auth import Authenticator, JwtVerifier
+from agentform_runtime.host.context import HostContext
+from agentform_runtime.host.deployments import Deployments
+from agentform_runtime.host.errors import ApiError, error_response
+from agentform_runtime.host.runtime_api import RuntimeApi
+from agentform_runtime.host.secrets import SecretBox, read_or_create
+from agentform_runtime.host.store import Store
+
+log = logging.getLogger("agentform.host")
+
+
+@dataclass
+class HostConfig:
+    state_dir: Path
+    public_url: str
+    jwt_secret: str | None = None
+    jwks_file: Path | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def admin_token(state_dir: Path) -> str:
+    """The admin token, created (mode 0600) on first start."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    return read_or_create(state_dir / "admin-token", secrets.token_urlsafe(32).encode()).decode()
+
+
+def _validation_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    fields = []
+    for error in exc.errors():
+        location = [str(p) for p in error.get("loc", ()) if p not in ("body", "path", "query")]
+        name = ".".join(location) or "body"
+        fields.append(name)
+        message = error.get("msg", "invalid")
+        if error.get("type") == "json_invalid":
+            return error_response(
+                400, "MalformedJson", f"the request body is not valid JSON: {message}"
+            )
+        problems.append(f"{name}: {message}")
+    return error_response(400, "InvalidField", "; ".join(problems), fields=fields)
+
+
+def _http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "NotFound", 405: "MethodNotAllowed"}
+    return error_response(exc.status_code, codes.get(exc.status_code, "HttpError"), str(exc.detail))
+
+
+def _api_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return exc.response()
+
+
+def _unexpected(_: Request, exc: Exception) -> Response:
+    log.exception("unexpected error", exc_info=exc)
+    return error_response(
+        500, "InternalError", f"{type(exc).__name__}: the host hit an unexpected error; see its log"
+    )
+
+
+def create_app(config: HostConfig) -> FastAPI:
+    """Build the host; state is opened at startup and closed at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state_dir = config.state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
+        store = Store(state_dir / "state.db")
+        failed = store.fail_unfinished_executions("the host stopped while this request ran")
+        if failed:
+            log.warning("marked %d executions interrupted by the last stop as failed", failed)
+        artifacts = ArtifactStore(state_dir / "artifacts")
+        box = SecretBox(state_dir / "secret.key")
+        runtime_api = RuntimeApi()
+        deployments = Deployments(store, artifacts, box, runtime_api, state_dir, config.public_url)
+        auth = Authenticator(
+            store, admin_token(state_dir), JwtVerifier(config.jwt_secret, config.jwks_file)
+        )
+        app.state.host = HostContext(
+            store, artifacts, box, runtime_api, deployments, auth, config.public_url
+        )
+        await deployments.boot()
+        try:
+            yield
+        finally:
+            await deployments.shutdown()
+            store.close()
+
+    app = FastAPI(
+        title="Agentform local host",
+        version="0.1.0",
+        description="Control plane (/v1) and run gateway (/run) of the local serverless host.",
+        lifespan=lifespan,
+    )
+    app.include_router(control.router)
+    app.include_router(gateway.router)
+
+    @app.get("/health", tags=["meta"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(Exception, _unexpected)
+    return app

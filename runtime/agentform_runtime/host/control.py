@@ -1,0 +1,376 @@
+"""The control plane, `/v1/...`: everything `pulumi up` and the CLI change, admin only."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+from pydantic import BaseModel
+
+from agentform_runtime.host.artifacts import InvalidArtifact
+from agentform_runtime.host.auth import hash_key, new_api_key
+from agentform_runtime.host.context import HostContext, host_of
+from agentform_runtime.host.errors import ApiError, not_found
+from agentform_runtime.host.store import DeploymentRow, ExecutionRow
+from agentform_runtime.policies import EffectivePolicies
+from agentform_runtime.specs import (
+    NAME_PATTERN,
+    ConnectionSpec,
+    DeploymentSpec,
+    EnvironmentSpec,
+    PolicySpec,
+    ReleaseRequest,
+    RollbackRequest,
+    WorkloadKind,
+)
+
+MAX_ARTIFACT_BYTES = 250 * 1024 * 1024
+
+
+def _admin(request: Request) -> None:
+    host_of(request).auth.admin(request.headers)
+
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(_admin)])
+PathName = Annotated[str, Path(pattern=NAME_PATTERN)]
+Host = Annotated[HostContext, Depends(host_of)]
+
+
+# --- response shapes -------------------------------------------------------------------------
+
+
+class Digest(BaseModel):
+    digest: str
+
+
+class Named(BaseModel):
+    name: str
+
+
+class EnvironmentView(Named, EnvironmentSpec):
+    pass
+
+
+class PolicyView(Named, PolicySpec):
+    pass
+
+
+class ConnectionView(BaseModel):
+    name: str
+    provider: str
+    config: dict[str, str]
+    secret_keys: list[str]
+
+
+class ApiKeyCreated(BaseModel):
+    id: str
+    key: str
+
+
+class ApiKeyView(BaseModel):
+    id: str
+    created: float
+    revoked: float | None
+
+
+class VersionView(BaseModel):
+    version: str
+    artifact: str
+    deployed: float
+
+
+class DeploymentView(BaseModel):
+    environment: str
+    kind: WorkloadKind
+    name: str
+    status: str
+    message: str
+    version: str
+    previous_version: str | None
+    versions: list[VersionView]
+    settings: DeploymentSpec
+    effective_policies: EffectivePolicies | None
+    url: str
+    instances: list[dict[str, Any]]
+
+
+class TraceView(BaseModel):
+    trace_id: str
+    executions: list[ExecutionRow]
+
+
+# --- artifacts ----------------------------------------------------------------------------------
+
+
+@router.post("/artifacts", status_code=201, response_model=Digest)
+async def upload_artifact(request: Request, host: Host) -> Digest:
+    """Upload a zip; the answer is its content digest (idempotent)."""
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_ARTIFACT_BYTES:
+            raise ApiError(413, "TooLarge", f"artifacts are limited to {MAX_ARTIFACT_BYTES} bytes")
+    try:
+        digest = host.artifacts.put(bytes(data))
+    except InvalidArtifact as exc:
+        raise ApiError(400, "InvalidArtifact", str(exc)) from None
+    host.store.add_artifact(digest, len(data))
+    return Digest(digest=digest)
+
+
+# --- environments, policies, connections -----------------------------------------------------
+
+
+def _created(response: Response, created: bool) -> None:
+    response.status_code = 201 if created else 200
+
+
+@router.get("/environments", response_model=list[EnvironmentView])
+async def list_environments(host: Host) -> list[EnvironmentView]:
+    return [EnvironmentView(name=n, **b) for n, b in host.store.list_objects("environment").items()]
+
+
+@router.put("/environments/{env}", response_model=EnvironmentView)
+async def put_environment(
+    env: PathName, spec: EnvironmentSpec, response: Response, host: Host
+) -> EnvironmentView:
+    for policy in spec.policies:
+        if host.store.get_object("policy", policy) is None:
+            raise ApiError(
+                400, "InvalidField", f"policies: policy '{policy}' does not exist", field="policies"
+            )
+    _created(response, host.store.put_object("environment", env, spec.model_dump(mode="json")))
+    return EnvironmentView(name=env, **spec.model_dump())
+
+
+@router.get("/environments/{env}", response_model=EnvironmentView)
+async def get_environment(env: PathName, host: Host) -> EnvironmentView:
+    body = host.store.get_object("environment", env)
+    if body is None:
+        raise not_found(f"environment '{env}'")
+    return EnvironmentView(name=env, **body)
+
+
+@router.delete("/environments/{env}", status_code=204)
+async def delete_environment(env: PathName, host: Host) -> None:
+    if host.store.get_object("environment", env) is None:
+        raise not_found(f"environment '{env}'")
+    remaining = host.store.list_deployments(env)
+    if remaining:
+        names = [f"{d.kind}/{d.name}" for d in remaining]
+        raise ApiError(
+            409, "NotEmpty", f"environment '{env}' still has deployments {names}; delete them first"
+        )
+    host.store.delete_object("environment", env)
+
+
+@router.put("/policies/{name}", response_model=PolicyView)
+async def put_policy(
+    name: PathName, spec: PolicySpec, response: Response, host: Host
+) -> PolicyView:
+    _created(response, host.store.put_object("policy", name, spec.model_dump(mode="json")))
+    return PolicyView(name=name, **spec.model_dump())
+
+
+@router.get("/policies/{name}", response_model=PolicyView)
+async def get_policy(name: PathName, host: Host) -> PolicyView:
+    body = host.store.get_object("policy", name)
+    if body is None:
+        raise not_found(f"policy '{name}'")
+    return PolicyView(name=name, **body)
+
+
+@router.delete("/policies/{name}", status_code=204)
+async def delete_policy(name: PathName, host: Host) -> None:
+    users = [
+        e
+        for e, b in host.store.list_objects("environment").items()
+        if name in b.get("policies", [])
+    ]
+    users += [
+        f"{d.environment}/{d.kind}/{d.name}"
+        for d in host.store.list_deployments()
+        if name in d.spec.get("policies", [])
+    ]
+    if users:
+        raise ApiError(409, "InUse", f"policy '{name}' is used by {users}")
+    if not host.store.delete_object("policy", name):
+        raise not_found(f"policy '{name}'")
+
+
+def _connection_view(name: str, body: dict[str, Any]) -> ConnectionView:
+    return ConnectionView(
+        name=name,
+        provider=body["provider"],
+        config=body.get("config", {}),
+        secret_keys=sorted(body.get("secret_keys", [])),
+    )
+
+
+@router.put("/connections/{name}", response_model=ConnectionView)
+async def put_connection(
+    name: PathName, spec: ConnectionSpec, response: Response, host: Host
+) -> ConnectionView:
+    """Secret values are encrypted at rest and never returned."""
+    body = {
+        "provider": spec.provider,
+        "config": spec.config,
+        "secret_keys": sorted(spec.secrets),
+        "sealed": host.secrets.seal(spec.secrets),
+    }
+    _created(response, host.store.put_object("connection", name, body))
+    return _connection_view(name, body)
+
+
+@router.get("/connections/{name}", response_model=ConnectionView)
+async def get_connection(name: PathName, host: Host) -> ConnectionView:
+    body = host.store.get_object("connection", name)
+    if body is None:
+        raise not_found(f"connection '{name}'")
+    return _connection_view(name, body)
+
+
+@router.delete("/connections/{name}", status_code=204)
+async def delete_connection(name: PathName, host: Host) -> None:
+    if not host.store.delete_object("connection", name):
+        raise not_found(f"connection '{name}'")
+
+
+# --- API keys ------------------------------------------------------------------------------------
+
+
+def _environment(host: HostContext, env: str) -> None:
+    if host.store.get_object("environment", env) is None:
+        raise not_found(f"environment '{env}'")
+
+
+@router.post("/environments/{env}/api-keys", status_code=201, response_model=ApiKeyCreated)
+async def create_api_key(env: PathName, host: Host) -> ApiKeyCreated:
+    """The key is shown once; only its hash is stored."""
+    _environment(host, env)
+    key_id, key = new_api_key()
+    host.store.add_api_key(key_id, env, hash_key(key))
+    return ApiKeyCreated(id=key_id, key=key)
+
+
+@router.get("/environments/{env}/api-keys", response_model=list[ApiKeyView])
+async def list_api_keys(env: PathName, host: Host) -> list[ApiKeyView]:
+    _environment(host, env)
+    return [ApiKeyView(**row) for row in host.store.list_api_keys(env)]
+
+
+@router.delete("/environments/{env}/api-keys/{key_id}", status_code=204)
+async def revoke_api_key(env: PathName, key_id: str, host: Host) -> None:
+    if not host.store.revoke_api_key(env, key_id):
+        raise not_found(f"active API key '{key_id}' on environment '{env}'")
+
+
+# --- deployments ---------------------------------------------------------------------------------
+
+
+def deployment_view(host: HostContext, row: DeploymentRow) -> DeploymentView:
+    key = (row.environment, row.kind, row.name)
+    versions = host.store.versions(*key)
+    live = host.deployments.live.get(key)
+    older = [v.version for v in versions if v.version != row.version]
+    return DeploymentView(
+        environment=row.environment,
+        kind=WorkloadKind(row.kind),
+        name=row.name,
+        status=row.status,
+        message=row.message,
+        version=row.version,
+        previous_version=older[0] if older else None,
+        versions=[
+            VersionView(version=v.version, artifact=v.spec["artifact"], deployed=v.deployed)
+            for v in versions
+        ],
+        settings=DeploymentSpec(**row.spec),
+        effective_policies=live.effective if live else None,
+        url=f"{host.public_url}/run/{row.environment}/{row.kind}/{row.name}",
+        instances=host.deployments.instances(key),
+    )
+
+
+@router.get("/environments/{env}/deployments", response_model=list[DeploymentView])
+async def list_deployments(env: PathName, host: Host) -> list[DeploymentView]:
+    _environment(host, env)
+    return [deployment_view(host, row) for row in host.store.list_deployments(env)]
+
+
+@router.put("/environments/{env}/deployments/{kind}/{name}", response_model=DeploymentView)
+async def put_deployment(
+    env: PathName,
+    kind: WorkloadKind,
+    name: PathName,
+    spec: DeploymentSpec,
+    response: Response,
+    host: Host,
+) -> DeploymentView:
+    """Create or update. Returns once the version is live, or 422 if it failed readiness
+    (the previous version then keeps serving)."""
+    existed = host.store.get_deployment(env, kind.value, name) is not None
+    row = await host.deployments.put((env, kind.value, name), spec)
+    _created(response, not existed)
+    return deployment_view(host, row)
+
+
+@router.get("/environments/{env}/deployments/{kind}/{name}", response_model=DeploymentView)
+async def get_deployment(
+    env: PathName, kind: WorkloadKind, name: PathName, host: Host
+) -> DeploymentView:
+    return deployment_view(host, host.deployments.get((env, kind.value, name)))
+
+
+@router.delete("/environments/{env}/deployments/{kind}/{name}", status_code=204)
+async def delete_deployment(env: PathName, kind: WorkloadKind, name: PathName, host: Host) -> None:
+    await host.deployments.delete((env, kind.value, name))
+
+
+@router.post(
+    "/environments/{env}/deployments/{kind}/{name}/rollback", response_model=DeploymentView
+)
+async def rollback_deployment(
+    env: PathName,
+    kind: WorkloadKind,
+    name: PathName,
+    body: RollbackRequest,
+    host: Host,
+) -> DeploymentView:
+    return deployment_view(
+        host, await host.deployments.rollback((env, kind.value, name), body.version)
+    )
+
+
+@router.post("/environments/{env}/deployments/{kind}/{name}/release", response_model=DeploymentView)
+async def release_deployment(
+    env: PathName,
+    kind: WorkloadKind,
+    name: PathName,
+    body: ReleaseRequest,
+    host: Host,
+) -> DeploymentView:
+    """Overwrite the same workload on the target environment with this one's version."""
+    row = await host.deployments.release(
+        (env, kind.value, name), body.target_environment, body.copy_policies
+    )
+    return deployment_view(host, row)
+
+
+# --- lineage ------------------------------------------------------------------------------------
+
+
+@router.get("/traces/{trace_id}", response_model=TraceView)
+async def get_trace(trace_id: str, host: Host) -> TraceView:
+    records = host.store.trace(trace_id)
+    if not records:
+        raise not_found(f"trace '{trace_id}'")
+    return TraceView(trace_id=trace_id, executions=records)
+
+
+@router.get("/executions/{request_id}", response_model=ExecutionRow)
+async def get_execution(request_id: str, host: Host) -> ExecutionRow:
+    record = host.store.execution(request_id)
+    if record is None:
+        raise not_found(f"execution '{request_id}'")
+    return record

@@ -1,0 +1,151 @@
+"""The Lambda Runtime API, as AWS's runtime client (`awslambdaric`) expects it.
+
+Each worker process gets its own loopback listener, so `AWS_LAMBDA_RUNTIME_API` is a plain
+`host:port` as on Lambda; one Starlette app serves them all and tells workers apart by the
+local port the request arrived on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from uvicorn.server import ServerState
+
+PREFIX = "/2018-06-01/runtime"
+
+
+@dataclass
+class Invocation:
+    """One event handed to one worker, and the future its outcome resolves."""
+
+    request_id: str
+    event: bytes
+    deadline_ms: int
+    trace_header: str
+    function_arn: str
+    outcome: asyncio.Future[Outcome] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+@dataclass
+class Outcome:
+    """What the worker posted: a response, or an error with Lambda's error shape."""
+
+    body: bytes
+    error_type: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error_type is None
+
+
+class RuntimeClient(Protocol):
+    """The worker side of the API, as the Runtime API routes see it."""
+
+    async def next_invocation(self) -> Invocation | None: ...
+
+    def post_outcome(self, request_id: str, outcome: Outcome) -> bool: ...
+
+    def post_init_error(self, body: bytes, error_type: str) -> None: ...
+
+
+class RuntimeApi:
+    """Serves the Runtime API on one loopback listener per worker."""
+
+    def __init__(self) -> None:
+        self._clients: dict[int, RuntimeClient] = {}
+        self._servers: dict[int, asyncio.Server] = {}
+        self.app = Starlette(
+            routes=[
+                Route(f"{PREFIX}/invocation/next", self._next, methods=["GET"]),
+                Route(f"{PREFIX}/invocation/{{rid}}/response", self._response, methods=["POST"]),
+                Route(f"{PREFIX}/invocation/{{rid}}/error", self._error, methods=["POST"]),
+                Route(f"{PREFIX}/init/error", self._init_error, methods=["POST"]),
+            ]
+        )
+        self._config = uvicorn.Config(
+            self.app, lifespan="off", access_log=False, log_level="warning"
+        )
+        self._config.load()
+        self._state = ServerState()
+
+    async def listen(self, client: RuntimeClient) -> int:
+        """Open a listener for `client`; return its port."""
+        # proto=IPPROTO_TCP: asyncio then sets TCP_NODELAY on accepted connections; without it
+        # Nagle and delayed ACKs add ~40 ms to every exchange with the runtime client.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        protocol = self._config.http_protocol_class
+        server = await asyncio.get_running_loop().create_server(
+            lambda: protocol(config=self._config, server_state=self._state, app_state={}),  # type: ignore[call-arg]
+            sock=sock,
+        )
+        self._clients[port] = client
+        self._servers[port] = server
+        return port
+
+    def close(self, port: int) -> None:
+        self._clients.pop(port, None)
+        server = self._servers.pop(port, None)
+        if server is not None:
+            server.close()
+
+    def _client(self, request: Request) -> RuntimeClient | None:
+        server = request.scope.get("server")
+        return None if server is None else self._clients.get(server[1])
+
+    async def _next(self, request: Request) -> Response:
+        client = self._client(request)
+        invocation = None if client is None else await client.next_invocation()
+        if invocation is None:  # the worker is being stopped
+            return JSONResponse({"errorMessage": "worker stopped"}, status_code=410)
+        return Response(
+            invocation.event,
+            media_type="application/json",
+            headers={
+                "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
+                "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
+                "Lambda-Runtime-Invoked-Function-Arn": invocation.function_arn,
+                "Lambda-Runtime-Trace-Id": invocation.trace_header,
+            },
+        )
+
+    async def _post(self, request: Request, error_type: str | None) -> Response:
+        client = self._client(request)
+        body = await request.body()
+        if client is None or not client.post_outcome(
+            request.path_params["rid"], Outcome(body, error_type)
+        ):
+            return _problem(400, "unknown or finished request id")
+        return JSONResponse({"status": "OK"}, status_code=202)
+
+    async def _response(self, request: Request) -> Response:
+        return await self._post(request, None)
+
+    async def _error(self, request: Request) -> Response:
+        error_type = request.headers.get("Lambda-Runtime-Function-Error-Type", "Unhandled")
+        return await self._post(request, error_type)
+
+    async def _init_error(self, request: Request) -> Response:
+        client = self._client(request)
+        if client is None:
+            return _problem(400, "unknown worker")
+        error_type = request.headers.get("Lambda-Runtime-Function-Error-Type", "Runtime.InitError")
+        client.post_init_error(await request.body(), error_type)
+        return JSONResponse({"status": "OK"}, status_code=202)
+
+
+def _problem(status: int, message: str) -> JSONResponse:
+    body: dict[str, Any] = {"errorMessage": message, "errorType": "InvalidRequest"}
+    return JSONResponse(body, status_code=status)

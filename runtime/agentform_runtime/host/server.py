@@ -1,0 +1,54 @@
+"""`agentform serve`: run the host on loopback until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from pathlib import Path
+
+import uvicorn
+
+from agentform_runtime.host.app import HostConfig, admin_token, create_app
+
+DEFAULT_PORT = 4860
+DEFAULT_STATE_DIR = Path.home() / ".agentform"
+
+
+def bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(512)
+    return sock
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    state_dir: Path = DEFAULT_STATE_DIR,
+    jwt_secret: str | None = None,
+    jwks_file: Path | None = None,
+) -> None:
+    """Serve until stopped; uvicorn turns SIGTERM/SIGINT into a clean shutdown that stops
+    every worker. The listening socket is bound first so port 0 works and the URL is known."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    sock = bind(host, port)
+    actual_port = sock.getsockname()[1]
+    url = f"http://{host}:{actual_port}"
+    admin_token(state_dir)
+    (state_dir / "host.url").write_text(url + "\n")
+    config = uvicorn.Config(
+        create_app(
+            HostConfig(
+                state_dir=state_dir, public_url=url, jwt_secret=jwt_secret, jwks_file=jwks_file
+            )
+        ),
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    logging.getLogger("agentform.host").info("Agentform host on %s (state in %s)", url, state_dir)
+    asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))

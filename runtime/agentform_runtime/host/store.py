@@ -1,0 +1,360 @@
+"""The host's durable state: one SQLite database in WAL mode.
+
+Every write commits before the caller acknowledges anything, so a `kill -9` of the host
+loses nothing it has answered. Control-plane writes use `synchronous=FULL`; execution
+records use a second connection with `synchronous=NORMAL` (durable across a process crash,
+which is what WAL guarantees, and cheap on the request path).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+KEPT_VERSIONS = 10
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+    type TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL,
+    created REAL NOT NULL, updated REAL NOT NULL,
+    PRIMARY KEY (type, name));
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY, environment TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL, revoked REAL);
+CREATE TABLE IF NOT EXISTS artifacts (
+    digest TEXT PRIMARY KEY, size INTEGER NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS deployments (
+    environment TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+    spec TEXT NOT NULL, version TEXT NOT NULL, status TEXT NOT NULL, message TEXT NOT NULL,
+    created REAL NOT NULL, updated REAL NOT NULL,
+    PRIMARY KEY (environment, kind, name));
+CREATE TABLE IF NOT EXISTS versions (
+    environment TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+    version TEXT NOT NULL, spec TEXT NOT NULL, deployed REAL NOT NULL,
+    PRIMARY KEY (environment, kind, name, version));
+CREATE TABLE IF NOT EXISTS executions (
+    request_id TEXT PRIMARY KEY, trace_id TEXT NOT NULL, parent_id TEXT,
+    environment TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, version TEXT,
+    identity TEXT, started REAL NOT NULL, duration_ms REAL, status TEXT NOT NULL,
+    http_status INTEGER, error_class TEXT, error TEXT,
+    input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS executions_trace ON executions (trace_id);
+CREATE TABLE IF NOT EXISTS token_usage (
+    environment TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+    window TEXT NOT NULL, window_start INTEGER NOT NULL,
+    input INTEGER NOT NULL, output INTEGER NOT NULL,
+    PRIMARY KEY (environment, kind, name, window, window_start));
+"""
+
+
+class DeploymentRow(BaseModel):
+    environment: str
+    kind: str
+    name: str
+    spec: dict[str, Any]
+    version: str
+    status: str
+    message: str
+    created: float
+    updated: float
+
+
+class VersionRow(BaseModel):
+    version: str
+    spec: dict[str, Any]
+    deployed: float
+
+
+class ExecutionRow(BaseModel):
+    request_id: str
+    trace_id: str
+    parent_id: str | None
+    environment: str
+    kind: str
+    name: str
+    version: str | None
+    identity: str | None
+    started: float
+    duration_ms: float | None
+    status: str
+    http_status: int | None
+    error_class: str | None
+    error: str | None
+    input_tokens: int
+    output_tokens: int
+
+
+def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+class Store:
+    """Typed access to the host's tables. Not thread-safe: use it from the event loop."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = _connect(path, "FULL")
+        self._db.executescript(_SCHEMA)
+        self._records = _connect(path, "NORMAL")
+
+    def close(self) -> None:
+        self._db.close()
+        self._records.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # --- named objects: environments, policies, connections ----------------------------
+
+    def put_object(self, type_: str, name: str, body: dict[str, Any]) -> bool:
+        """Create or replace; return True when it was created."""
+        now = time.time()
+        with self.transaction() as db:
+            created = (
+                db.execute(
+                    "SELECT 1 FROM objects WHERE type=? AND name=?", (type_, name)
+                ).fetchone()
+                is None
+            )
+            db.execute(
+                "INSERT INTO objects (type, name, body, created, updated) VALUES (?,?,?,?,?) "
+                "ON CONFLICT (type, name) DO UPDATE "
+                "SET body=excluded.body, updated=excluded.updated",
+                (type_, name, json.dumps(body), now, now),
+            )
+        return created
+
+    def get_object(self, type_: str, name: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT body FROM objects WHERE type=? AND name=?", (type_, name)
+        ).fetchone()
+        return None if row is None else dict(json.loads(row["body"]))
+
+    def list_objects(self, type_: str) -> dict[str, dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT name, body FROM objects WHERE type=? ORDER BY name", (type_,)
+        ).fetchall()
+        return {row["name"]: json.loads(row["body"]) for row in rows}
+
+    def delete_object(self, type_: str, name: str) -> bool:
+        with self.transaction() as db:
+            cursor = db.execute("DELETE FROM objects WHERE type=? AND name=?", (type_, name))
+        return cursor.rowcount > 0
+
+    # --- API keys -------------------------------------------------------------------------
+
+    def add_api_key(self, key_id: str, environment: str, key_hash: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO api_keys (id, environment, key_hash, created) VALUES (?,?,?,?)",
+                (key_id, environment, key_hash, time.time()),
+            )
+
+    def find_api_key(self, key_hash: str) -> tuple[str, str] | None:
+        """Return (id, environment) of an unrevoked key with this hash."""
+        row = self._db.execute(
+            "SELECT id, environment FROM api_keys WHERE key_hash=? AND revoked IS NULL",
+            (key_hash,),
+        ).fetchone()
+        return None if row is None else (row["id"], row["environment"])
+
+    def list_api_keys(self, environment: str) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT id, created, revoked FROM api_keys WHERE environment=? ORDER BY created",
+            (environment,),
+        ).fetchall()
+        return [dict(row) for row in rows]
+
+    def revoke_api_key(self, environment: str, key_id: str) -> bool:
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE api_keys SET revoked=? WHERE id=? AND environment=? AND revoked IS NULL",
+                (time.time(), key_id, environment),
+            )
+        return cursor.rowcount > 0
+
+    # --- artifacts ------------------------------------------------------------------------
+
+    def add_artifact(self, digest: str, size: int) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO artifacts (digest, size, created) VALUES (?,?,?)",
+                (digest, size, time.time()),
+            )
+
+    def has_artifact(self, digest: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM artifacts WHERE digest=?", (digest,)).fetchone()
+        return row is not None
+
+    # --- deployments and versions ---------------------------------------------------------
+
+    def get_deployment(self, environment: str, kind: str, name: str) -> DeploymentRow | None:
+        row = self._db.execute(
+            "SELECT * FROM deployments WHERE environment=? AND kind=? AND name=?",
+            (environment, kind, name),
+        ).fetchone()
+        return None if row is None else _deployment(row)
+
+    def list_deployments(self, environment: str | None = None) -> list[DeploymentRow]:
+        if environment is None:
+            rows = self._db.execute("SELECT * FROM deployments ORDER BY environment, kind, name")
+        else:
+            rows = self._db.execute(
+                "SELECT * FROM deployments WHERE environment=? ORDER BY kind, name",
+                (environment,),
+            )
+        return [_deployment(row) for row in rows.fetchall()]
+
+    def save_deployment(
+        self,
+        environment: str,
+        kind: str,
+        name: str,
+        spec: dict[str, Any],
+        version: str,
+        status: str,
+        message: str = "",
+    ) -> None:
+        """Record the deployment's settings and live version, and keep that version."""
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO deployments (environment, kind, name, spec, version, status, "
+                "message, created, updated) VALUES (?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (environment, kind, name) DO UPDATE SET spec=excluded.spec, "
+                "version=excluded.version, status=excluded.status, message=excluded.message, "
+                "updated=excluded.updated",
+                (environment, kind, name, json.dumps(spec), version, status, message, now, now),
+            )
+            db.execute(
+                "INSERT INTO versions (environment, kind, name, version, spec, deployed) "
+                "VALUES (?,?,?,?,?,?) ON CONFLICT DO UPDATE SET deployed=excluded.deployed, "
+                "spec=excluded.spec",
+                (environment, kind, name, version, json.dumps(spec), now),
+            )
+            db.execute(
+                "DELETE FROM versions WHERE environment=? AND kind=? AND name=? AND version "
+                "NOT IN (SELECT version FROM versions WHERE environment=? AND kind=? AND name=? "
+                "ORDER BY deployed DESC LIMIT ?)",
+                (environment, kind, name, environment, kind, name, KEPT_VERSIONS),
+            )
+
+    def set_deployment_status(
+        self, environment: str, kind: str, name: str, status: str, message: str = ""
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE deployments SET status=?, message=?, updated=? "
+                "WHERE environment=? AND kind=? AND name=?",
+                (status, message, time.time(), environment, kind, name),
+            )
+
+    def versions(self, environment: str, kind: str, name: str) -> list[VersionRow]:
+        """Kept versions, newest first."""
+        rows = self._db.execute(
+            "SELECT version, spec, deployed FROM versions WHERE environment=? AND kind=? "
+            "AND name=? ORDER BY deployed DESC",
+            (environment, kind, name),
+        ).fetchall()
+        return [
+            VersionRow(version=r["version"], spec=json.loads(r["spec"]), deployed=r["deployed"])
+            for r in rows
+        ]
+
+    def delete_deployment(self, environment: str, kind: str, name: str) -> bool:
+        with self.transaction() as db:
+            cursor = db.execute(
+                "DELETE FROM deployments WHERE environment=? AND kind=? AND name=?",
+                (environment, kind, name),
+            )
+            db.execute(
+                "DELETE FROM versions WHERE environment=? AND kind=? AND name=?",
+                (environment, kind, name),
+            )
+        return cursor.rowcount > 0
+
+    # --- execution records (audit) ----------------------------------------------------------
+
+    def start_execution(self, record: ExecutionRow) -> None:
+        self._records.execute(
+            "INSERT INTO executions VALUES (:request_id, :trace_id, :parent_id, :environment, "
+            ":kind, :name, :version, :identity, :started, :duration_ms, :status, :http_status, "
+            ":error_class, :error, :input_tokens, :output_tokens)",
+            record.model_dump(),
+        )
+
+    def finish_execution(
+        self,
+        request_id: str,
+        *,
+        status: str,
+        http_status: int,
+        duration_ms: float,
+        version: str | None = None,
+        error_class: str | None = None,
+        error: str | None = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+    ) -> None:
+        self._records.execute(
+            "UPDATE executions SET status=?, http_status=?, duration_ms=?, "
+            "version=COALESCE(?, version), error_class=?, error=?, input_tokens=?, "
+            "output_tokens=? WHERE request_id=?",
+            (
+                status,
+                http_status,
+                duration_ms,
+                version,
+                error_class,
+                error,
+                input_tokens,
+                output_tokens,
+                request_id,
+            ),
+        )
+
+    def fail_unfinished_executions(self, reason: str) -> int:
+        """Mark records left 'running' by a previous host process as failed."""
+        cursor = self._records.execute(
+            "UPDATE executions SET status='failed', error_class='HostRestarted', error=? "
+            "WHERE status='running'",
+            (reason,),
+        )
+        return cursor.rowcount
+
+    def trace(self, trace_id: str) -> list[ExecutionRow]:
+        rows = self._records.execute(
+            "SELECT * FROM executions WHERE trace_id=? ORDER BY started", (trace_id,)
+        ).fetchall()
+        return [ExecutionRow(**dict(row)) for row in rows]
+
+    def execution(self, request_id: str) -> ExecutionRow | None:
+        row = self._records.execute(
+            "SELECT * FROM executions WHERE request_id=?", (request_id,)
+        ).fetchone()
+        return None if row is None else ExecutionRow(**dict(row))
+
+
+def _deployment(row: sqlite3.Row) -> DeploymentRow:
+    data = dict(row)
+    data["spec"] = json.loads(data["spec"])
+    return DeploymentRow(**data)

@@ -1,0 +1,222 @@
+"""The shapes exchanged between the provider, the host and the workload.
+
+Every body the control plane accepts is one of these pydantic models, so a bad field is
+rejected with its name and reason wherever it enters: at `pulumi preview` (the provider
+validates with the same models) or as a 400 from the host.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+_NAME_RE = re.compile(NAME_PATTERN)
+NAME_RULE = "1-63 lowercase letters, digits or '-', starting and ending with a letter or digit"
+
+MEMORY_MB_RANGE = (128, 10240)
+TIMEOUT_S_RANGE = (1, 900)
+
+
+def check_name(value: str) -> str:
+    """Return `value` when it is a DNS-safe name; raise ValueError naming the rule otherwise."""
+    if not isinstance(value, str) or not _NAME_RE.match(value):
+        raise ValueError(f"{value!r} is not a valid name: {NAME_RULE}")
+    return value
+
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN, description=NAME_RULE)]
+
+
+class WorkloadKind(StrEnum):
+    """The three kinds of workload; the values are the URL path segments."""
+
+    AGENTS = "agents"
+    FUNCTIONS = "functions"
+    MODELS = "models"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- Policies ---------------------------------------------------------------------------
+
+LOCATIONS: dict[str, set[str]] = {
+    # continent -> countries we route to (ISO 3166-1 alpha-2, lowercase)
+    "north-america": {"us", "ca", "mx"},
+    "europe": {"fr", "de", "gb", "ie", "nl", "es", "it", "se", "pl", "ch"},
+    "asia": {"jp", "sg", "in", "kr"},
+    "oceania": {"au", "nz"},
+    "south-america": {"br", "cl"},
+}
+COUNTRIES: set[str] = set().union(*LOCATIONS.values())
+FLAVORS: dict[str, set[str]] = {
+    "cpu": {"cpu"},
+    "gpu": {"t4", "l4", "a10g", "a100", "h100"},
+}
+FLAVOR_VALUES: set[str] = set().union(*FLAVORS.values())
+TOKEN_WINDOWS = ("minute", "hour", "day", "month")
+TOKEN_KINDS = ("input", "output", "total")
+
+
+class PolicyType(StrEnum):
+    LOCATION = "location"
+    FLAVOR = "flavor"
+    MAX_TOKENS = "max_tokens"
+
+
+class TokenBudget(Strict):
+    """A token budget for one window; each limit is optional, at least one is required."""
+
+    window: Literal["minute", "hour", "day", "month"]
+    input: int | None = Field(default=None, gt=0)
+    output: int | None = Field(default=None, gt=0)
+    total: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> TokenBudget:
+        if self.input is None and self.output is None and self.total is None:
+            raise ValueError("a token budget needs at least one of input, output, total")
+        return self
+
+
+class PolicySpec(Strict):
+    """One policy. `values` are locations (countries or continents) or flavors; a
+    `max_tokens` policy carries `budgets` instead."""
+
+    type: PolicyType
+    values: list[str] = Field(default_factory=list)
+    budgets: list[TokenBudget] = Field(default_factory=list)
+    resource_types: list[WorkloadKind] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PolicySpec:
+        if self.type is PolicyType.MAX_TOKENS:
+            if not self.budgets:
+                raise ValueError("a max_tokens policy needs at least one entry in budgets")
+            if self.values:
+                raise ValueError("a max_tokens policy takes budgets, not values")
+            return self
+        if not self.values:
+            raise ValueError(f"a {self.type.value} policy needs at least one value")
+        if self.budgets:
+            raise ValueError(f"a {self.type.value} policy takes values, not budgets")
+        known = (
+            (set(LOCATIONS) | COUNTRIES)
+            if self.type is PolicyType.LOCATION
+            else (set(FLAVORS) | FLAVOR_VALUES)
+        )
+        unknown = sorted(set(self.values) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown {self.type.value} value(s) {unknown}; allowed: {sorted(known)}"
+            )
+        return self
+
+
+# --- Control-plane bodies ---------------------------------------------------------------
+
+
+class EnvironmentSpec(Strict):
+    """An environment: a stage with environment-level policies (by policy name)."""
+
+    description: str = ""
+    policies: list[Name] = Field(default_factory=list)
+
+
+class ConnectionSpec(Strict):
+    """Credentials and configuration for one provider. `secrets` are write-only."""
+
+    provider: Literal["openai", "anthropic", "openai-compatible", "generic"]
+    config: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(default_factory=dict)
+
+
+class ScalingSpec(Strict):
+    min_instances: int = Field(default=0, ge=0, le=100)
+    max_instances: int = Field(default=4, ge=1, le=100)
+    idle_timeout_s: float = Field(default=300.0, gt=0, le=86400)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScalingSpec:
+        if self.min_instances > self.max_instances:
+            raise ValueError(
+                f"min_instances ({self.min_instances}) exceeds max_instances ({self.max_instances})"
+            )
+        return self
+
+
+class DeploymentSpec(Strict):
+    """What PUT .../deployments/{kind}/{name} accepts."""
+
+    artifact: str = Field(description="digest of an uploaded artifact, sha256:<hex>")
+    memory_mb: int = Field(default=512, ge=MEMORY_MB_RANGE[0], le=MEMORY_MB_RANGE[1])
+    timeout_s: int = Field(default=60, ge=TIMEOUT_S_RANGE[0], le=TIMEOUT_S_RANGE[1])
+    scaling: ScalingSpec = Field(default_factory=ScalingSpec)
+    policies: list[Name] = Field(default_factory=list)
+    enabled: bool = True
+    connection: Name | None = Field(
+        default=None, description="integration connection whose secrets the workload gets"
+    )
+    config: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("artifact")
+    @classmethod
+    def _digest(cls, value: str) -> str:
+        if not re.fullmatch(r"sha256:[0-9a-f]{64}", value):
+            raise ValueError("must be an artifact digest of the form sha256:<64 hex digits>")
+        return value
+
+
+class ReleaseRequest(Strict):
+    target_environment: Name
+    copy_policies: bool = False
+
+
+class RollbackRequest(Strict):
+    version: str | None = Field(
+        default=None, description="a kept version; default: the one before the current"
+    )
+
+
+# --- Artifacts and versions ---------------------------------------------------------------
+
+MANIFEST_FILE = "agentform.json"
+DEFAULT_HANDLER = "agentform_runtime.workload.handler.handle"
+HEALTH_PATH = "/_agentform/health"  # the readiness probe every handler answers
+
+
+class Manifest(BaseModel):
+    """`agentform.json` at the root of every artifact: what the workload is and may call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: WorkloadKind
+    name: Name
+    handler: str = Field(default=DEFAULT_HANDLER, description="module.function for awslambdaric")
+    entrypoint: str | None = Field(default=None, description="user code, module:function")
+    functions: list[Name] = Field(default_factory=list, description="functions it may call")
+    models: list[Name] = Field(default_factory=list, description="model APIs it may call")
+    agents: list[Name] = Field(default_factory=list, description="agents it may hand over to")
+    spec: dict[str, object] = Field(default_factory=dict, description="kind-specific settings")
+
+
+def version_of(spec: DeploymentSpec) -> str:
+    """A version id: the digest of the artifact plus the configuration that shapes the code's
+    behaviour. Scaling, policies and `enabled` are deployment settings, not part of it."""
+    import hashlib
+    import json
+
+    resolved = {
+        "artifact": spec.artifact,
+        "memory_mb": spec.memory_mb,
+        "timeout_s": spec.timeout_s,
+        "config": dict(sorted(spec.config.items())),
+        "connection": spec.connection,
+    }
+    canonical = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
+    return "v" + hashlib.sha256(canonical.encode()).hexdigest()[:16]

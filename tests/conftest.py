@@ -1,0 +1,25 @@
+"""Fixtures shared by every test folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.engine import engine_bin
+from tests.support.hosts import RunningHost
+
+
+@pytest.fixture(scope="session")
+def pulumi_bin() -> Path:
+    return engine_bin()
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[RunningHost]:
+    running = RunningHost(tmp_path / "host-state").start()
+    try:
+        yield running
+    finally:
+        running.stop()
