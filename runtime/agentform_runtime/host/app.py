@@ -102,8 +102,9 @@ def create_app(config: HostConfig) -> FastAPI:
         try:
             yield
         finally:
-            await deployments.shutdown()
+            stopped = await deployments.shutdown()
             store.close()
+            log.info("host stopped cleanly (%d workers stopped)", stopped)
 
     app = FastAPI(
         title="Agentform local host",

@@ -113,11 +113,14 @@ class Deployments:
                 self._background(pool.ensure_min())
         self._background(self._reap_forever())
 
-    async def shutdown(self) -> None:
+    async def shutdown(self) -> int:
+        """Stop every worker; return how many there were."""
         for task in list(self._tasks):
             task.cancel()
         pools = [live.pool for live in self.live.values() if live.pool] + list(self._draining)
+        count = sum(len(pool.workers()) for pool in pools)
         await asyncio.gather(*(pool.stop() for pool in pools), return_exceptions=True)
+        return count
 
     def _background(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)

@@ -60,6 +60,15 @@ class WorkerSpec:
     log_path: Path
 
 
+def _die_with_parent() -> None:
+    """Runs in the child before exec: the kernel kills the worker if the host dies, even by
+    SIGKILL, so no worker outlives its host."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 def _peak_rss_mb(pid: int) -> float:
     """The process's peak resident set (VmHWM), so short spikes are not missed."""
     try:
@@ -145,6 +154,7 @@ class Worker:
             stdout=self._log,
             stderr=self._log,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         exited = asyncio.ensure_future(self._process.wait())
         init_timeout = max(10, self.spec.timeout_s)

@@ -1,0 +1,119 @@
+"""Limits and failures: memory, timeout, crashes, max_instances, deactivation."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+
+from tests.support.hosts import RunningHost
+from tests.support.polling import wait_until
+from tests.support.workloads import (
+    PID_FUNCTION,
+    deploy,
+    deployment,
+    function_artifact,
+    setup_environment,
+)
+
+MISBEHAVING_FUNCTION = """
+import os, signal, time
+
+HOLD = []
+
+def main(action: str = "ok", megabytes: int = 0, seconds: float = 0) -> dict:
+    if action == "allocate":
+        HOLD.append(b"x" * (megabytes * 1024 * 1024))  # written, so it is resident
+    elif action == "sleep":
+        time.sleep(seconds)
+    elif action == "exit":
+        os._exit(3)
+    elif action == "segfault":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return {"pid": os.getpid()}
+"""
+
+
+def _misbehaving(host: RunningHost, tmp_path: Path, **settings: object):  # type: ignore[no-untyped-def]
+    admin = host.admin()
+    key = setup_environment(admin)
+    deploy(
+        admin, function_artifact(tmp_path, "bad", MISBEHAVING_FUNCTION), "bad", **settings
+    ).raise_for_status()
+    run = host.client(key)
+    return admin, lambda **body: run.post("/run/development/functions/bad", json=body)
+
+
+def test_exceeding_memory_fails_the_invocation_and_recycles_the_worker(
+    host: RunningHost, tmp_path: Path
+) -> None:
+    admin, call = _misbehaving(host, tmp_path, memory_mb=128)
+    before = call().json()["pid"]
+    response = call(action="allocate", megabytes=300)
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert error["code"] == "OutOfMemory" and "memory limit of 128 MB" in error["message"]
+    after = call()
+    assert after.status_code == 200 and after.json()["pid"] != before  # a fresh worker
+    record = admin.get(f"/v1/executions/{response.headers['x-agentform-request-id']}").json()
+    assert record["error_class"] == "OutOfMemory"
+
+
+def test_exceeding_the_timeout_is_a_504_and_recycles_the_worker(
+    host: RunningHost, tmp_path: Path
+) -> None:
+    _, call = _misbehaving(host, tmp_path, timeout_s=1)
+    before = call().json()["pid"]
+    response = call(action="sleep", seconds=30)
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "Timeout"
+    after = call()
+    assert after.status_code == 200 and after.json()["pid"] != before
+
+
+def test_a_crashing_worker_is_a_502_and_the_host_keeps_serving(
+    host: RunningHost, tmp_path: Path
+) -> None:
+    _, call = _misbehaving(host, tmp_path)
+    for action in ("exit", "segfault"):
+        response = call(action=action)
+        assert response.status_code == 502, response.text
+        assert response.json()["error"]["code"] == "WorkerCrashed"
+        assert call().status_code == 200
+    assert host.process is not None and host.process.poll() is None
+
+
+def test_requests_beyond_max_instances_queue_for_a_worker(
+    host: RunningHost, tmp_path: Path
+) -> None:
+    admin, call = _misbehaving(host, tmp_path, scaling={"max_instances": 1})
+    with ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(lambda _: call(action="sleep", seconds=0.3), range(4)))
+    assert [r.status_code for r in responses] == [200] * 4
+    assert len({r.json()["pid"] for r in responses}) == 1
+    assert len(deployment(admin, "bad")["instances"]) == 1
+
+
+def test_deactivated_deployments_refuse_clearly_and_come_back(
+    host: RunningHost, tmp_path: Path
+) -> None:
+    admin = host.admin()
+    key = setup_environment(admin)
+    artifact = function_artifact(tmp_path, "pid", PID_FUNCTION)
+    deploy(admin, artifact, "pid").raise_for_status()
+    run = host.client(key)
+    pid = run.post("/run/development/functions/pid", json={}).json()["pid"]
+
+    disabled = deploy(admin, artifact, "pid", enabled=False)
+    assert disabled.status_code == 200 and disabled.json()["status"] == "disabled"
+    assert disabled.json()["instances"] == []
+    wait_until(lambda: not psutil.pid_exists(pid))  # its worker stopped: it consumes nothing
+    refused = run.post("/run/development/functions/pid", json={})
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "DeploymentDisabled"
+
+    enabled = deploy(admin, artifact, "pid", enabled=True)
+    assert enabled.json()["status"] == "live"
+    assert enabled.json()["version"] == disabled.json()["version"]
+    assert run.post("/run/development/functions/pid", json={}).status_code == 200
