@@ -1,0 +1,183 @@
+"""Benchmark of the local host (not a test: it prints figures measured side by side).
+
+    python -m tests.bench.bench_host [--quick]
+
+- warm invocation latency through the host vs the same handler called in-process vs a bare
+  endpoint on the same server stack (the host's own /health route);
+- cold start latency (first request after the deployment scaled to zero);
+- throughput at concurrency 1, 8 and 32;
+- failed requests across blue-green switches under load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.hosts import RunningHost
+from tests.support.polling import wait_until
+from tests.support.workloads import deploy, deployment, function_artifact, setup_environment
+
+TRIVIAL = """
+def main(n: int = 0) -> dict:
+    return {"n": n}
+"""
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def summary(values: list[float]) -> str:
+    return f"p50 {percentile(values, 50):7.3f} ms   p99 {percentile(values, 99):7.3f} ms"
+
+
+def in_process_latency(workdir: Path, artifact: bytes, samples: int) -> list[float]:
+    """The same handler, imported and called directly with the same event shape."""
+    import io
+    import json
+    import zipfile
+
+    root = workdir / "in-process"
+    zipfile.ZipFile(io.BytesIO(artifact)).extractall(root)
+    os.environ["LAMBDA_TASK_ROOT"] = str(root)
+    sys.path.insert(0, str(root))
+    handler = importlib.import_module("agentform_runtime.workload.handler")
+    event = {"version": "2.0", "rawPath": "/", "headers": {}, "body": json.dumps({"n": 1})}
+    timings = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        handler.handle(event, None)
+        timings.append((time.perf_counter() - started) * 1000)
+    sys.path.remove(str(root))
+    return timings
+
+
+def http_latency(client: httpx.Client, method: str, url: str, samples: int, **kwargs: object) -> list[float]:
+    timings = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        response = client.request(method, url, **kwargs)  # type: ignore[arg-type]
+        timings.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, response.text
+    return timings
+
+
+async def throughput(url: str, key: str, concurrency: int, seconds: float) -> tuple[float, int]:
+    done = failed = 0
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(headers={"authorization": f"Bearer {key}"}, limits=limits, timeout=60) as client:
+
+        async def loop() -> None:
+            nonlocal done, failed
+            while time.perf_counter() < deadline:
+                response = await client.post(url, json={"n": 1})
+                done += 1
+                failed += response.status_code != 200
+
+        started = time.perf_counter()
+        await asyncio.gather(*(loop() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return done / elapsed, failed
+
+
+async def switches_under_load(
+    admin: httpx.Client, artifacts: list[bytes], url: str, key: str, concurrency: int
+) -> tuple[int, int, int]:
+    """Deploy each artifact in turn while `concurrency` clients keep sending; count failures."""
+    stop = asyncio.Event()
+    sent = failed = 0
+    async with httpx.AsyncClient(headers={"authorization": f"Bearer {key}"}, timeout=60) as client:
+
+        async def loop() -> None:
+            nonlocal sent, failed
+            while not stop.is_set():
+                try:
+                    response = await client.post(url, json={"n": 1})
+                    failed += response.status_code != 200
+                except httpx.HTTPError:
+                    failed += 1
+                sent += 1
+
+        tasks = [asyncio.ensure_future(loop()) for _ in range(concurrency)]
+        for artifact in artifacts:
+            response = await asyncio.to_thread(deploy, admin, artifact, "bench")
+            assert response.status_code == 200, response.text
+        stop.set()
+        await asyncio.gather(*tasks)
+    return len(artifacts), sent, failed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
+    args = parser.parse_args()
+    samples = 200 if args.quick else 2000
+    cold_samples = 8 if args.quick else 30
+    seconds = 2.0 if args.quick else 5.0
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        host = RunningHost(workdir / "state").start()
+        try:
+            admin = host.admin()
+            key = setup_environment(admin)
+            artifact = function_artifact(workdir, "bench", TRIVIAL)
+            scaling = {"max_instances": 32, "idle_timeout_s": 600}
+            deploy(admin, artifact, "bench", scaling=scaling).raise_for_status()
+            url = f"{host.url}/run/development/functions/bench"
+            run = host.client(key)
+
+            print(f"== warm invocation latency ({samples} sequential requests each)")
+            http_latency(run, "POST", url, 50, json={"n": 1})  # warm up connections and worker
+            through_host = http_latency(run, "POST", url, samples, json={"n": 1})
+            bare = http_latency(run, "GET", f"{host.url}/health", samples)
+            in_process = in_process_latency(workdir, artifact, samples)
+            print(f"  through the host      {summary(through_host)}")
+            print(f"  bare endpoint (same server stack) {summary(bare)}")
+            print(f"  in-process handler    {summary(in_process)}")
+            overhead = percentile(through_host, 50) - percentile(in_process, 50)
+            print(f"  host overhead vs in-process: p50 +{overhead:.3f} ms "
+                  f"(ratio {percentile(through_host, 50) / percentile(in_process, 50):.1f}x)")
+            print(f"  host vs bare endpoint: p50 ratio {percentile(through_host, 50) / percentile(bare, 50):.2f}x, "
+                  f"+{percentile(through_host, 50) - percentile(bare, 50):.3f} ms")
+
+            print(f"== cold start ({cold_samples} first requests after scaling to zero)")
+            deploy(admin, artifact, "bench", scaling={"max_instances": 32, "idle_timeout_s": 0.2}).raise_for_status()
+            cold = []
+            for _ in range(cold_samples):
+                wait_until(lambda: deployment(admin, "bench")["instances"] == [], timeout=30)
+                started = time.perf_counter()
+                run.post(url, json={"n": 1}).raise_for_status()
+                cold.append((time.perf_counter() - started) * 1000)
+            print(f"  cold start            p50 {percentile(cold, 50):7.1f} ms   p95 {percentile(cold, 95):7.1f} ms")
+            print(f"  cold / warm p50 ratio {percentile(cold, 50) / percentile(through_host, 50):.0f}x")
+
+            deploy(admin, artifact, "bench", scaling=scaling).raise_for_status()
+            print(f"== throughput ({seconds:.0f} s each after a 1 s warm-up, max_instances 32)")
+            for concurrency in (1, 8, 32):
+                asyncio.run(throughput(url, key, concurrency, 1.0))  # warm-up: scale out first
+                rate, failed = asyncio.run(throughput(url, key, concurrency, seconds))
+                print(f"  concurrency {concurrency:2d}: {rate:8.0f} req/s   failed {failed}")
+
+            print("== blue-green switches under load (concurrency 8)")
+            versions = [function_artifact(workdir, "bench", TRIVIAL + f"\nRELEASE = {i}\n") for i in range(3)]
+            switches, sent, failed = asyncio.run(switches_under_load(admin, versions, url, key, 8))
+            print(f"  {switches} switches, {sent} requests, {failed} failed")
+        finally:
+            host.stop()
+    print(f"(machine: {os.cpu_count()} cores, Python {sys.version.split()[0]})")
+
+
+if __name__ == "__main__":
+    main()
