@@ -34,7 +34,7 @@ def main(n: int = 0) -> dict:
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def summary(values: list[float]) -> str:
@@ -62,7 +62,9 @@ def in_process_latency(workdir: Path, artifact: bytes, samples: int) -> list[flo
     return timings
 
 
-def http_latency(client: httpx.Client, method: str, url: str, samples: int, **kwargs: object) -> list[float]:
+def http_latency(
+    client: httpx.Client, method: str, url: str, samples: int, **kwargs: object
+) -> list[float]:
     timings = []
     for _ in range(samples):
         started = time.perf_counter()
@@ -76,7 +78,9 @@ async def throughput(url: str, key: str, concurrency: int, seconds: float) -> tu
     done = failed = 0
     deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(headers={"authorization": f"Bearer {key}"}, limits=limits, timeout=60) as client:
+    async with httpx.AsyncClient(
+        headers={"authorization": f"Bearer {key}"}, limits=limits, timeout=60
+    ) as client:
 
         async def loop() -> None:
             nonlocal done, failed
@@ -147,21 +151,29 @@ def main() -> None:
             print(f"  bare endpoint (same server stack) {summary(bare)}")
             print(f"  in-process handler    {summary(in_process)}")
             overhead = percentile(through_host, 50) - percentile(in_process, 50)
-            print(f"  host overhead vs in-process: p50 +{overhead:.3f} ms "
-                  f"(ratio {percentile(through_host, 50) / percentile(in_process, 50):.1f}x)")
-            print(f"  host vs bare endpoint: p50 ratio {percentile(through_host, 50) / percentile(bare, 50):.2f}x, "
-                  f"+{percentile(through_host, 50) - percentile(bare, 50):.3f} ms")
+            print(
+                f"  host overhead vs in-process: p50 +{overhead:.3f} ms "
+                f"(ratio {percentile(through_host, 50) / percentile(in_process, 50):.1f}x)"
+            )
+            host_p50, bare_p50 = percentile(through_host, 50), percentile(bare, 50)
+            print(
+                f"  host vs bare endpoint: p50 ratio {host_p50 / bare_p50:.2f}x, "
+                f"+{host_p50 - bare_p50:.3f} ms"
+            )
 
             print(f"== cold start ({cold_samples} first requests after scaling to zero)")
-            deploy(admin, artifact, "bench", scaling={"max_instances": 32, "idle_timeout_s": 0.2}).raise_for_status()
+            deploy(
+                admin, artifact, "bench", scaling={"max_instances": 32, "idle_timeout_s": 0.2}
+            ).raise_for_status()
             cold = []
             for _ in range(cold_samples):
                 wait_until(lambda: deployment(admin, "bench")["instances"] == [], timeout=30)
                 started = time.perf_counter()
                 run.post(url, json={"n": 1}).raise_for_status()
                 cold.append((time.perf_counter() - started) * 1000)
-            print(f"  cold start            p50 {percentile(cold, 50):7.1f} ms   p95 {percentile(cold, 95):7.1f} ms")
-            print(f"  cold / warm p50 ratio {percentile(cold, 50) / percentile(through_host, 50):.0f}x")
+            cold_p50, cold_p95 = percentile(cold, 50), percentile(cold, 95)
+            print(f"  cold start            p50 {cold_p50:7.1f} ms   p95 {cold_p95:7.1f} ms")
+            print(f"  cold / warm p50 ratio {cold_p50 / host_p50:.0f}x")
 
             deploy(admin, artifact, "bench", scaling=scaling).raise_for_status()
             print(f"== throughput ({seconds:.0f} s each after a 1 s warm-up, max_instances 32)")
@@ -171,7 +183,10 @@ def main() -> None:
                 print(f"  concurrency {concurrency:2d}: {rate:8.0f} req/s   failed {failed}")
 
             print("== blue-green switches under load (concurrency 8)")
-            versions = [function_artifact(workdir, "bench", TRIVIAL + f"\nRELEASE = {i}\n") for i in range(3)]
+            versions = [
+                function_artifact(workdir, "bench", TRIVIAL + f"\nRELEASE = {i}\n")
+                for i in range(3)
+            ]
             switches, sent, failed = asyncio.run(switches_under_load(admin, versions, url, key, 8))
             print(f"  {switches} switches, {sent} requests, {failed} failed")
         finally:

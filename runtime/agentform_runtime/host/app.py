@@ -6,7 +6,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -17,9 +17,12 @@ from starlette.responses import Response
 from agentform_runtime.host import control, gateway
 from agentform_runtime.host.artifacts import ArtifactStore
 from agentform_runtime.host.auth import Authenticator, JwtVerifier
+from agentform_runtime.host.budgets import Budgets, clock_from
 from agentform_runtime.host.context import HostContext
 from agentform_runtime.host.deployments import Deployments
 from agentform_runtime.host.errors import ApiError, error_response
+from agentform_runtime.host.hops import HopRegistry
+from agentform_runtime.host.invoke import Invoker
 from agentform_runtime.host.runtime_api import RuntimeApi
 from agentform_runtime.host.secrets import SecretBox, read_or_create
 from agentform_runtime.host.store import Store
@@ -33,7 +36,7 @@ class HostConfig:
     public_url: str
     jwt_secret: str | None = None
     jwks_file: Path | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    clock_file: Path | None = None  # tests only: the budget clock reads its time here
 
 
 def admin_token(state_dir: Path) -> str:
@@ -95,8 +98,20 @@ def create_app(config: HostConfig) -> FastAPI:
         auth = Authenticator(
             store, admin_token(state_dir), JwtVerifier(config.jwt_secret, config.jwks_file)
         )
+        hops = HopRegistry()
+        budgets = Budgets(store, clock_from(config.clock_file))
+        invoker = Invoker(store, deployments, hops, budgets)
         app.state.host = HostContext(
-            store, artifacts, box, runtime_api, deployments, auth, config.public_url
+            store,
+            artifacts,
+            box,
+            runtime_api,
+            deployments,
+            auth,
+            hops,
+            budgets,
+            invoker,
+            config.public_url,
         )
         await deployments.boot()
         try:

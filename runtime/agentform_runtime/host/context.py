@@ -8,7 +8,10 @@ from starlette.requests import Request
 
 from agentform_runtime.host.artifacts import ArtifactStore
 from agentform_runtime.host.auth import Authenticator
+from agentform_runtime.host.budgets import Budgets
 from agentform_runtime.host.deployments import Deployments
+from agentform_runtime.host.hops import HopRegistry
+from agentform_runtime.host.invoke import Invoker
 from agentform_runtime.host.runtime_api import RuntimeApi
 from agentform_runtime.host.secrets import SecretBox
 from agentform_runtime.host.store import Store
@@ -22,6 +25,9 @@ class HostContext:
     runtime_api: RuntimeApi
     deployments: Deployments
     auth: Authenticator
+    hops: HopRegistry
+    budgets: Budgets
+    invoker: Invoker
     public_url: str
 
 

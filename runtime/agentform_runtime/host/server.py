@@ -29,6 +29,7 @@ def serve(
     state_dir: Path = DEFAULT_STATE_DIR,
     jwt_secret: str | None = None,
     jwks_file: Path | None = None,
+    clock_file: Path | None = None,
 ) -> None:
     """Serve until stopped; uvicorn turns SIGTERM/SIGINT into a clean shutdown that stops
     every worker. The listening socket is bound first so port 0 works and the URL is known."""

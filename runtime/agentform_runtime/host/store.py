@@ -292,6 +292,34 @@ class Store:
             )
         return cursor.rowcount > 0
 
+    # --- token usage -------------------------------------------------------------------------
+
+    def token_usage(
+        self, environment: str, kind: str, name: str, window: str, start: int
+    ) -> tuple[int, int]:
+        row = self._records.execute(
+            "SELECT input, output FROM token_usage WHERE environment=? AND kind=? AND name=? "
+            "AND window=? AND window_start=?",
+            (environment, kind, name, window, start),
+        ).fetchone()
+        return (0, 0) if row is None else (row["input"], row["output"])
+
+    def add_token_usage(
+        self,
+        environment: str,
+        kind: str,
+        name: str,
+        window: str,
+        start: int,
+        input_tokens: int,
+        output_tokens: int,
+    ) -> None:
+        self._records.execute(
+            "INSERT INTO token_usage VALUES (?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
+            "input=input+excluded.input, output=output+excluded.output",
+            (environment, kind, name, window, start, input_tokens, output_tokens),
+        )
+
     # --- execution records (audit) ----------------------------------------------------------
 
     def start_execution(self, record: ExecutionRow) -> None:

@@ -1,0 +1,254 @@
+"""One invocation of one deployment: the path every request takes, whether it comes from an
+end user, from another workload (a hop) or from an MCP client.
+
+It enforces the caller's allow-list and the target's token budgets, writes the audit record
+(start, then outcome), issues the hop token the workload may use for its own calls, hands a
+Lambda function-URL event (payload format 2.0) to the workers, and counts model tokens
+against the model and every agent above it in the lineage."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentform_runtime.host.budgets import Budgets
+from agentform_runtime.host.deployments import Deployments
+from agentform_runtime.host.errors import ApiError
+from agentform_runtime.host.hops import Hop, HopRegistry
+from agentform_runtime.host.runtime_api import Invocation, Outcome
+from agentform_runtime.host.store import ExecutionRow, Store
+from agentform_runtime.host.workers import InvocationFailed
+from agentform_runtime.specs import WorkloadKind
+
+Key = tuple[str, str, str]
+USAGE_HEADER = "x-agentform-usage"
+HOP_HEADER = "x-agentform-hop-token"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks, and where the request sits in its trace."""
+
+    identity: str
+    trace_id: str
+    parent_id: str | None
+    hop: Hop | None = None
+
+
+@dataclass
+class Request:
+    """The HTTP request as the workload will see it."""
+
+    method: str
+    path: str
+    body: bytes
+    query: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    source_ip: str = ""
+
+
+@dataclass
+class Result:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def _error(exc: ApiError | InvocationFailed, headers: dict[str, str], **extra: Any) -> Result:
+    status = exc.status
+    body = {"error": {"code": exc.code, "message": exc.message, **extra}}
+    return Result(
+        status, {**headers, "content-type": "application/json"}, json.dumps(body).encode()
+    )
+
+
+def _event(request: Request, context: dict[str, str]) -> bytes:
+    headers = {k: v for k, v in request.headers.items() if k not in ("authorization", "cookie")}
+    headers.update(context)
+    try:
+        text, encoded = request.body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, encoded = base64.b64encode(request.body).decode(), True
+    return json.dumps(
+        {
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": request.path,
+            "rawQueryString": request.query,
+            "headers": headers,
+            "requestContext": {
+                "requestId": context["x-agentform-request-id"],
+                "http": {
+                    "method": request.method,
+                    "path": request.path,
+                    "sourceIp": request.source_ip,
+                },
+                "timeEpoch": int(time.time() * 1000),
+            },
+            "body": text,
+            "isBase64Encoded": encoded,
+        }
+    ).encode()
+
+
+def _result(outcome: Outcome, headers: dict[str, str]) -> tuple[Result, str | None]:
+    """Map a handler's result as a Lambda function URL does; return (result, error class)."""
+    if not outcome.ok:
+        try:
+            error = json.loads(outcome.body)
+        except ValueError:
+            error = {"errorMessage": outcome.body.decode(errors="replace")}
+        error_type = str(error.get("errorType") or outcome.error_type)
+        failure = InvocationFailed(502, "FunctionError", str(error.get("errorMessage", "")))
+        return _error(failure, headers, type=error_type), error_type
+    try:
+        payload = json.loads(outcome.body) if outcome.body else None
+    except ValueError:
+        payload = None
+    if not (isinstance(payload, dict) and "statusCode" in payload):
+        return Result(200, {**headers, "content-type": "application/json"}, outcome.body), None
+    body = payload.get("body", "")
+    if payload.get("isBase64Encoded"):
+        data = base64.b64decode(body)
+    else:
+        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    merged = {str(k).lower(): str(v) for k, v in (payload.get("headers") or {}).items()}
+    merged.update(headers)
+    merged.setdefault("content-type", "application/json")
+    status = int(payload["statusCode"])
+    error_class = (
+        (merged.get("x-agentform-error-class") or f"HTTP{status}") if status >= 400 else None
+    )
+    return Result(status, merged, data), error_class
+
+
+def _usage(headers: dict[str, str]) -> tuple[int, int]:
+    try:
+        usage = json.loads(headers.get(USAGE_HEADER, "{}"))
+        return int(usage.get("input", 0)), int(usage.get("output", 0))
+    except (ValueError, TypeError, AttributeError):
+        return 0, 0
+
+
+class Invoker:
+    def __init__(
+        self, store: Store, deployments: Deployments, hops: HopRegistry, budgets: Budgets
+    ) -> None:
+        self.store = store
+        self.deployments = deployments
+        self.hops = hops
+        self.budgets = budgets
+
+    def _record_refusal(self, key: Key, caller: Caller, request_id: str, exc: ApiError) -> None:
+        self.store.start_execution(
+            ExecutionRow(
+                request_id=request_id,
+                trace_id=caller.trace_id,
+                parent_id=caller.parent_id,
+                environment=key[0],
+                kind=key[1],
+                name=key[2],
+                version=None,
+                identity=caller.identity,
+                started=time.time(),
+                duration_ms=0.0,
+                status="refused",
+                http_status=exc.status,
+                error_class=exc.code,
+                error=exc.message,
+                input_tokens=0,
+                output_tokens=0,
+            )
+        )
+
+    async def invoke(self, key: Key, caller: Caller, request: Request) -> Result:
+        request_id = uuid.uuid4().hex
+        headers = {"x-agentform-request-id": request_id, "x-agentform-trace-id": caller.trace_id}
+        try:
+            if caller.hop is not None:
+                caller.hop.check_allowed(key)
+            live = self.deployments.route(key)
+            self.budgets.check(key, live.effective.token_budgets)
+        except ApiError as exc:
+            if exc.status in (403, 429):  # a refusal of a real target: part of the lineage
+                self._record_refusal(key, caller, request_id, exc)
+            return _error(exc, headers, **exc.extra)
+        # No await between routing and pool.invoke(): a draining pool counts this request
+        # in flight before it can stop (see WorkerPool.drain).
+        pool = live.pool
+        assert pool is not None
+        chain = (key, *(caller.hop.chain if caller.hop else ()))
+        hop_token = self.hops.issue(
+            Hop(key, request_id, caller.trace_id, caller.identity, live.manifest, chain)
+        )
+        traceparent = f"00-{caller.trace_id}-{request_id[:16]}-01"
+        context = {
+            "x-agentform-request-id": request_id,
+            "x-agentform-trace-id": caller.trace_id,
+            "x-agentform-identity": caller.identity,
+            "x-agentform-environment": key[0],
+            "traceparent": traceparent,
+            HOP_HEADER: hop_token,
+        }
+        headers.update({"x-agentform-version": live.version, "traceparent": traceparent})
+        started = time.time()
+        self.store.start_execution(
+            ExecutionRow(
+                request_id=request_id,
+                trace_id=caller.trace_id,
+                parent_id=caller.parent_id,
+                environment=key[0],
+                kind=key[1],
+                name=key[2],
+                version=live.version,
+                identity=caller.identity,
+                started=started,
+                duration_ms=None,
+                status="running",
+                http_status=None,
+                error_class=None,
+                error=None,
+                input_tokens=0,
+                output_tokens=0,
+            )
+        )
+        invocation = Invocation(
+            request_id=request_id,
+            event=_event(request, context),
+            deadline_ms=int((started + pool.spec.timeout_s) * 1000),
+            trace_header=f"Root=1-{caller.trace_id[:8]}-{caller.trace_id[8:]};Parent={request_id[:16]};Sampled=1",
+            function_arn=pool.spec.function_arn,
+        )
+        error_text: str | None = None
+        try:
+            outcome = await pool.invoke(invocation)
+            result, error_class = _result(outcome, headers)
+            if not outcome.ok:
+                error_text = outcome.body.decode(errors="replace")
+            elif error_class is not None:
+                error_text = result.body.decode(errors="replace")[:2000]
+        except InvocationFailed as exc:
+            result, error_class, error_text = _error(exc, headers), exc.code, exc.message
+        finally:
+            self.hops.revoke(hop_token)
+        input_tokens, output_tokens = _usage(result.headers)
+        if key[1] == WorkloadKind.MODELS.value:
+            self.budgets.add(chain, input_tokens, output_tokens)
+        self.store.finish_execution(
+            request_id,
+            status="ok" if result.status < 400 else "error",
+            http_status=result.status,
+            duration_ms=(time.time() - started) * 1000,
+            error_class=error_class,
+            error=error_text,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+        )
+        return result
