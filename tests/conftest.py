@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from agentform.scripted_model import Script, ScriptedModelServer
 from tests.support.engine import engine_bin
 from tests.support.hosts import RunningHost
 
@@ -23,3 +24,13 @@ def host(tmp_path: Path) -> Iterator[RunningHost]:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def model_server() -> Iterator[ScriptedModelServer]:
+    """A scripted OpenAI/Anthropic-compatible model server on loopback (load steps per test)."""
+    server = ScriptedModelServer(Script(steps=[])).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,22 +1,65 @@
-"""The `agentform` command line."""
+"""The `agentform` command line. Errors are one line and a hint, never a traceback."""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
+import httpx
 import typer
+from rich.console import Console
+from rich.table import Table
 
+from agentform.lineage import lineage_tree
+from agentform.platform import Endpoint, LocalPlatform, PlatformError
+from agentform.settings import DEFAULT_ENDPOINT, state_dir
 from agentform_runtime.host import server
 
-app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="Agentform: agents as Pulumi resources."
-)
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+console = Console()
+errors = Console(stderr=True)
+
+EndpointOption = Annotated[str, typer.Option(envvar="AGENTFORM_ENDPOINT", help="The host's URL.")]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="AGENTFORM_TOKEN", help="Admin token (default: the local host's admin-token file)."
+    ),
+]
 
 
 @app.callback()
 def _root() -> None:
     """Agentform: AI agents, their tools and model APIs as Pulumi resources."""
+
+
+def fail(message: str, hint: str = "") -> NoReturn:
+    errors.print(f"[red]error:[/red] {message}")
+    if hint:
+        errors.print(f"[dim]hint: {hint}[/dim]")
+    raise typer.Exit(1)
+
+
+def _admin(endpoint: str, token: str | None) -> LocalPlatform:
+    if token is None:
+        try:
+            token = (state_dir() / "admin-token").read_text().strip()
+        except OSError:
+            fail(
+                f"no admin token in {state_dir() / 'admin-token'}",
+                "start a host with `agentform serve`, or pass --token",
+            )
+    return LocalPlatform(Endpoint(endpoint.rstrip("/"), token), timeout=60)
+
+
+def _call(action: Any) -> Any:
+    try:
+        return action()
+    except PlatformError as exc:
+        fail(exc.message, "is the host running? `agentform serve`" if exc.status == 0 else "")
 
 
 @app.command()
@@ -37,9 +80,144 @@ def serve(
     jwks_file: Annotated[
         Path | None, typer.Option(help="JWKS file with the public keys for end-user JWTs.")
     ] = None,
+    clock_file: Annotated[
+        Path | None, typer.Option(hidden=True, help="Tests: read budget time from this file.")
+    ] = None,
 ) -> None:
     """Run the local serverless host until SIGTERM/SIGINT."""
-    server.serve(host, port, state_dir, jwt_secret, jwks_file)
+    try:
+        server.serve(host, port, state_dir, jwt_secret, jwks_file, clock_file)
+    except OSError as exc:
+        fail(
+            f"cannot listen on {host}:{port}: {exc.strerror}", "is another host running? try --port"
+        )
+
+
+def _api_key(platform: LocalPlatform, environment: str) -> str:
+    """A run key for this CLI, created once per environment and kept 0600 in the state dir."""
+    path = state_dir() / "cli-keys" / environment
+    if path.exists():
+        return path.read_text().strip()
+    key = str(_call(lambda: platform.post(f"/v1/environments/{environment}/api-keys"))["key"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+@app.command()
+def invoke(
+    target: Annotated[
+        str, typer.Argument(help="ENV/KIND/NAME, e.g. development/agents/assistant.")
+    ],
+    text: Annotated[
+        str | None, typer.Option("--input", "-i", help="Text input for an agent.")
+    ] = None,
+    body: Annotated[str | None, typer.Option("--json", help="A JSON body to send as is.")] = None,
+    key: Annotated[
+        str | None, typer.Option(envvar="AGENTFORM_API_KEY", help="Environment API key or JWT.")
+    ] = None,
+    endpoint: EndpointOption = DEFAULT_ENDPOINT,
+    token: TokenOption = None,
+) -> None:
+    """Invoke a deployment and print its answer (and where to find its lineage)."""
+    parts = target.strip("/").split("/")
+    if len(parts) != 3:
+        fail(f"'{target}' is not ENV/KIND/NAME", "for example: development/agents/assistant")
+    environment, kind, name = parts
+    if body is not None:
+        try:
+            payload = json.loads(body)
+        except ValueError as exc:
+            fail(f"--json is not valid JSON: {exc}")
+    else:
+        payload = {"inputs": text if text is not None else sys.stdin.read()}
+    if key is None:
+        with _admin(endpoint, token) as platform:
+            key = _api_key(platform, environment)
+    try:
+        response = httpx.post(
+            f"{endpoint.rstrip('/')}/run/{environment}/{kind}/{name}",
+            json=payload,
+            headers={"authorization": f"Bearer {key}"},
+            timeout=900,
+        )
+    except httpx.TransportError:
+        fail(f"no Agentform host at {endpoint}", "start one with `agentform serve`")
+    result = response.json() if response.content else {}
+    if response.status_code >= 400:
+        error = result.get("error", {}) if isinstance(result, dict) else {}
+        fail(
+            f"{response.status_code} {error.get('code', '')}: {error.get('message', response.text)}"
+        )
+    if isinstance(result, dict) and "output" in result:
+        console.print(result["output"])
+    else:
+        console.print_json(data=result)
+    errors.print(
+        f"[dim]request {response.headers.get('x-agentform-request-id')}  "
+        f"trace {response.headers.get('x-agentform-trace-id')}  "
+        f"(agentform traces {response.headers.get('x-agentform-request-id')})[/dim]"
+    )
+
+
+@app.command()
+def traces(
+    request_or_trace_id: Annotated[str, typer.Argument(help="A request id or a trace id.")],
+    endpoint: EndpointOption = DEFAULT_ENDPOINT,
+    token: TokenOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON.")] = False,
+) -> None:
+    """Print the lineage tree of one request: every hop with kind, name, version, identity,
+    duration, status and tokens."""
+    with _admin(endpoint, token) as platform:
+        execution = _call(lambda: platform.get(f"/v1/executions/{request_or_trace_id}"))
+        trace_id = execution["trace_id"] if execution else request_or_trace_id
+        trace = _call(lambda: platform.get(f"/v1/traces/{trace_id}"))
+    if trace is None:
+        fail(
+            f"no request or trace '{request_or_trace_id}'", "ids are printed by `agentform invoke`"
+        )
+    if as_json:
+        console.print_json(data=trace)
+    else:
+        console.print(lineage_tree(trace_id, trace["executions"]))
+
+
+@app.command()
+def status(endpoint: EndpointOption = DEFAULT_ENDPOINT, token: TokenOption = None) -> None:
+    """Show the host and every deployment."""
+    with _admin(endpoint, token) as platform:
+        environments = _call(lambda: platform.request("GET", "/v1/environments"))
+        table = Table("environment", "deployment", "status", "version", "instances", "url")
+        for environment in environments:
+            for item in _call(
+                lambda env=environment: platform.request(
+                    "GET", f"/v1/environments/{env['name']}/deployments"
+                )
+            ):
+                table.add_row(
+                    item["environment"],
+                    f"{item['kind']}/{item['name']}",
+                    item["status"],
+                    item["version"],
+                    str(len(item["instances"])),
+                    item["url"],
+                )
+    console.print(f"host {endpoint}: up, {len(environments)} environment(s)")
+    console.print(table)
+
+
+@app.command("scripted-model")
+def scripted_model(
+    script: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="The script (JSON).")],
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 4870,
+) -> None:
+    """Serve a scripted TEST model (OpenAI- and Anthropic-compatible) for offline runs."""
+    from agentform import scripted_model as scripted
+
+    scripted.serve(script, port=port)
 
 
 def main() -> None:

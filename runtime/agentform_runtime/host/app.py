@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Route
 
 from agentform_runtime.host import control, gateway
 from agentform_runtime.host.artifacts import ArtifactStore
@@ -23,6 +24,7 @@ from agentform_runtime.host.deployments import Deployments
 from agentform_runtime.host.errors import ApiError, error_response
 from agentform_runtime.host.hops import HopRegistry
 from agentform_runtime.host.invoke import Invoker
+from agentform_runtime.host.mcp import McpEndpoint
 from agentform_runtime.host.runtime_api import RuntimeApi
 from agentform_runtime.host.secrets import SecretBox, read_or_create
 from agentform_runtime.host.store import Store
@@ -82,6 +84,7 @@ def _unexpected(_: Request, exc: Exception) -> Response:
 
 def create_app(config: HostConfig) -> FastAPI:
     """Build the host; state is opened at startup and closed at shutdown."""
+    mcp_endpoint = McpEndpoint()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -115,7 +118,8 @@ def create_app(config: HostConfig) -> FastAPI:
         )
         await deployments.boot()
         try:
-            yield
+            async with mcp_endpoint.manager.run():
+                yield
         finally:
             stopped = await deployments.shutdown()
             store.close()
@@ -126,6 +130,10 @@ def create_app(config: HostConfig) -> FastAPI:
         version="0.1.0",
         description="Control plane (/v1) and run gateway (/run) of the local serverless host.",
         lifespan=lifespan,
+    )
+    # Before the gateway's catch-all sub-path route, which would match it too.
+    app.router.routes.append(
+        Route("/run/{env}/functions/{name}/mcp", mcp_endpoint, methods=["GET", "POST", "DELETE"])
     )
     app.include_router(control.router)
     app.include_router(gateway.router)

@@ -44,7 +44,11 @@ def serve(
     config = uvicorn.Config(
         create_app(
             HostConfig(
-                state_dir=state_dir, public_url=url, jwt_secret=jwt_secret, jwks_file=jwks_file
+                state_dir=state_dir,
+                public_url=url,
+                jwt_secret=jwt_secret,
+                jwks_file=jwks_file,
+                clock_file=clock_file,
             )
         ),
         log_level="warning",
