@@ -1,30 +1,47 @@
 #!/usr/bin/env bash
-# The main job, from a fresh clone: set up, start the local host in the background if none
-# is running, `pulumi up` the quickstart (the root Pulumi.yaml), and show what it made.
+# The main job, from a fresh clone: set up; start the local host (and the scripted test model,
+# unless a real provider key is configured) in the background if they are not running;
+# `pulumi up` the quickstart (the root Pulumi.yaml); ask the agent a question; print the
+# answer and its lineage tree. Safe to run again: everything is reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+say() { printf '[quickstart] %s\n' "$*" >&2; }
 
 state_dir="${AGENTFORM_STATE_DIR:-$HOME/.agentform}"
 endpoint="${AGENTFORM_ENDPOINT:-http://127.0.0.1:4860}"
-export AGENTFORM_STATE_DIR="$state_dir"
+model_port="${AGENTFORM_TEST_MODEL_PORT:-4870}"
+question="${1:-What is the weather in Paris today?}"
+export AGENTFORM_STATE_DIR="$state_dir" AGENTFORM_ENDPOINT="$endpoint"
 export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$state_dir/pulumi-state}"
-# Local quickstart state only; set your own passphrase for anything else.
+# A local quickstart's state only; set your own passphrase for anything else.
 export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-agentform-quickstart}"
 mkdir -p "$state_dir/pulumi-state"
 
-if ! curl -sf "$endpoint/health" >/dev/null 2>&1; then
-  echo "[quickstart] starting the local host (agentform serve; log: $state_dir/host.log)" >&2
-  port="${endpoint##*:}"
-  nohup agentform serve --port "$port" --state-dir "$state_dir" >>"$state_dir/host.log" 2>&1 &
-  for _ in $(seq 100); do
-    curl -sf "$endpoint/health" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
-  curl -sf "$endpoint/health" >/dev/null || { echo "[quickstart] the host did not start; see $state_dir/host.log" >&2; exit 1; }
-fi
+up() { curl -sf -o /dev/null "$1"; }
+start() { # $1: name, $2: health URL, $3: log, then the command
+  local name="$1" health="$2" log="$3"
+  shift 3
+  if up "$health"; then return; fi
+  say "starting $name in the background (log: $log)"
+  nohup "$@" >>"$log" 2>&1 &
+  for _ in $(seq 150); do up "$health" && return; sleep 0.1; done
+  say "$name did not start; see $log"
+  exit 1
+}
+
+start "the local host" "$endpoint/health" "$state_dir/host.log" \
+  agentform serve --port "${endpoint##*:}" --state-dir "$state_dir"
 
 pulumi stack select --create dev --non-interactive >/dev/null
 pulumi config set agentform:endpoint "$endpoint" --non-interactive
+if ! pulumi config get openai_api_key --non-interactive >/dev/null 2>&1; then
+  # No real provider configured: the scripted TEST model answers (deterministic, offline).
+  start "the scripted test model" "http://127.0.0.1:$model_port/_script/requests" "$state_dir/test-model.log" \
+    agentform scripted-model --port "$model_port" --script examples/quickstart/test-model-script.json
+  pulumi config set test_model_url "http://127.0.0.1:$model_port/v1" --non-interactive
+fi
+
 pulumi up --yes --non-interactive
-pulumi stack output --json
+say "asking the agent: $question"
+agentform invoke development/agents/assistant --input "$question" --lineage

@@ -1,5 +1,21 @@
 """Agentform: AI agents, their tools and their model APIs as Pulumi resources."""
 
-from agentform.resources import Environment
+from agentform.resources import (
+    Agent,
+    Deployment,
+    Environment,
+    Function,
+    IntegrationConnection,
+    ModelApi,
+    Policy,
+)
 
-__all__ = ["Environment"]
+__all__ = [
+    "Agent",
+    "Deployment",
+    "Environment",
+    "Function",
+    "IntegrationConnection",
+    "ModelApi",
+    "Policy",
+]

@@ -120,6 +120,9 @@ def invoke(
     ] = None,
     endpoint: EndpointOption = DEFAULT_ENDPOINT,
     token: TokenOption = None,
+    lineage: Annotated[
+        bool, typer.Option("--lineage", help="Also print the request's lineage tree.")
+    ] = False,
 ) -> None:
     """Invoke a deployment and print its answer (and where to find its lineage)."""
     parts = target.strip("/").split("/")
@@ -155,11 +158,16 @@ def invoke(
         console.print(result["output"])
     else:
         console.print_json(data=result)
-    errors.print(
-        f"[dim]request {response.headers.get('x-agentform-request-id')}  "
-        f"trace {response.headers.get('x-agentform-trace-id')}  "
-        f"(agentform traces {response.headers.get('x-agentform-request-id')})[/dim]"
-    )
+    request_id = response.headers.get("x-agentform-request-id", "")
+    trace_id = response.headers.get("x-agentform-trace-id", "")
+    if lineage:
+        with _admin(endpoint, token) as platform:
+            trace = _call(lambda: platform.get(f"/v1/traces/{trace_id}"))
+        console.print(lineage_tree(trace_id, trace["executions"] if trace else []))
+    else:
+        errors.print(
+            f"[dim]request {request_id}  trace {trace_id}  (agentform traces {request_id})[/dim]"
+        )
 
 
 @app.command()

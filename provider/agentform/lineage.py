@@ -20,6 +20,8 @@ def _label(record: dict[str, Any]) -> Text:
     status = record["status"]
     label = Text()
     label.append(f"{record['kind']}/{record['name']}", style="bold")
+    if record.get("path", "/") != "/":
+        label.append(f" {record['path']}")
     label.append(f"  {record.get('version') or '-'}", style="dim")
     label.append(f"  {status}", style=_STATUS_STYLE.get(status, ""))
     if record.get("http_status"):

@@ -32,6 +32,25 @@ def _files(root: Path, exclude_top: frozenset[str] = frozenset()) -> Iterator[tu
             yield relative.as_posix(), path
 
 
+def _code_entries(code: Path) -> Iterator[tuple[str, bytes]]:
+    """The user's files, from a directory or a .zip archive."""
+    if code.is_dir():
+        for name, path in _files(code):
+            yield name, path.read_bytes()
+    elif code.is_file() and zipfile.is_zipfile(code):
+        with zipfile.ZipFile(code) as archive:
+            for info in sorted(archive.infolist(), key=lambda i: i.filename):
+                parts = set(Path(info.filename).parts)
+                if (
+                    not info.is_dir()
+                    and not _SKIP_DIRS & parts
+                    and Path(info.filename).suffix not in _SKIP_SUFFIXES
+                ):
+                    yield info.filename, archive.read(info)
+    else:
+        raise PackagingError(f"code {code} is neither a directory nor a .zip archive")
+
+
 def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
     info = zipfile.ZipInfo(name, date_time=_EPOCH)
     info.compress_type = zipfile.ZIP_DEFLATED
@@ -40,15 +59,13 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
 
 
 def build_artifact(manifest: Manifest, code: Path | None = None) -> bytes:
-    """Zip `code` (a directory) with the runtime and the manifest."""
+    """Zip `code` (a directory or a .zip archive) with the runtime and the manifest."""
     entries: dict[str, bytes] = {}
     if code is not None:
-        if not code.is_dir():
-            raise PackagingError(f"code directory {code} does not exist")
-        for name, path in _files(code):
+        for name, data in _code_entries(code):
             if name.split("/")[0] in ("agentform_runtime", MANIFEST_FILE):
                 raise PackagingError(f"{code}: '{name}' collides with a name Agentform reserves")
-            entries[name] = path.read_bytes()
+            entries[name] = data
     runtime_root = Path(agentform_runtime.__file__).parent
     for name, path in _files(runtime_root, _RUNTIME_EXCLUDE):
         entries[f"agentform_runtime/{name}"] = path.read_bytes()

@@ -120,7 +120,7 @@ def _deploy_example(admin: httpx.Client, functions: tuple[str, ...] = ("get-weat
             Manifest(
                 kind=WorkloadKind.FUNCTIONS, name="get-weather", entrypoint="weather:get_weather"
             ),
-            EXAMPLE / "tools",
+            EXAMPLE.parent / "quickstart" / "tools",
         ),
         "get-weather",
     ).raise_for_status()

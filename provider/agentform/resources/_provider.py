@@ -24,6 +24,7 @@ from pulumi.dynamic import (
 from pydantic import BaseModel, ValidationError
 
 from agentform.platform import Endpoint, LocalPlatform, PlatformError
+from agentform_runtime.specs import check_name
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's sentinel for unknown values
 CONNECTION_KEYS = ("agentform_endpoint", "agentform_token")
@@ -37,6 +38,18 @@ def is_unknown(value: Any) -> bool:
     if isinstance(value, list):
         return any(is_unknown(v) for v in value)
     return False
+
+
+def name_failures(label: str, inputs: dict[str, Any], field: str = "name") -> list[CheckFailure]:
+    """A failure when inputs[field] is known and not a DNS-safe name."""
+    value = inputs.get(field)
+    if is_unknown(value):
+        return []
+    try:
+        check_name(value)  # type: ignore[arg-type]
+    except ValueError as exc:
+        return [CheckFailure(field, f"{label}: {field}: {exc}")]
+    return []
 
 
 class ProviderError(Exception):

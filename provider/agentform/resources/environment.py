@@ -9,9 +9,10 @@ import pulumi
 from pulumi.dynamic import CheckFailure
 
 from agentform.platform import LocalPlatform
-from agentform.resources._provider import AgentformProvider
+from agentform.resources._provider import AgentformProvider, name_failures
+from agentform.resources.policy import Policy
 from agentform.settings import connection_inputs
-from agentform_runtime.specs import EnvironmentSpec, check_name
+from agentform_runtime.specs import EnvironmentSpec
 
 
 class EnvironmentProvider(AgentformProvider):
@@ -19,11 +20,7 @@ class EnvironmentProvider(AgentformProvider):
     fields: ClassVar[tuple[str, ...]] = ("name", "description", "policies")
 
     def validate(self, inputs: dict[str, Any]) -> list[CheckFailure]:
-        failures = []
-        try:
-            check_name(inputs.get("name", ""))
-        except ValueError as exc:
-            failures.append(CheckFailure("name", f"{self.label}: name: {exc}"))
+        failures = name_failures(self.label, inputs)
         body: dict[str, Any] = {k: inputs[k] for k in ("description", "policies") if k in inputs}
         return failures + self.model_failures(EnvironmentSpec, body, self.label)
 
@@ -54,6 +51,8 @@ class Environment(pulumi.dynamic.Resource):
     description: pulumi.Output[str]
     policies: pulumi.Output[list[str]]
     """Names of the environment-level policies."""
+    policy_specs: pulumi.Output[list[dict[str, Any]]]
+    """The policies themselves, which deployments check theirs against at preview."""
     run_url: pulumi.Output[str]
     """Base URL of the run gateway for this environment."""
 
@@ -63,14 +62,14 @@ class Environment(pulumi.dynamic.Resource):
         *,
         name: pulumi.Input[str] | None = None,
         description: pulumi.Input[str] = "",
-        policies: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
+        policies: Sequence[Policy] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """
         :param resource_name: The Pulumi resource name.
         :param name: The environment's name on the platform (DNS-safe); defaults to `resource_name`.
         :param description: Free text shown in listings.
-        :param policies: Names of the policies every deployment in this environment inherits.
+        :param policies: Policies every deployment in this environment inherits.
         :param opts: Pulumi resource options.
         """
         super().__init__(
@@ -79,7 +78,8 @@ class Environment(pulumi.dynamic.Resource):
             {
                 "name": name if name is not None else resource_name,
                 "description": description,
-                "policies": policies or [],
+                "policies": [p.name for p in policies],
+                "policy_specs": [p.spec for p in policies],
                 "run_url": None,
                 **connection_inputs(),
             },

@@ -118,6 +118,13 @@ async def upload_artifact(request: Request, host: Host) -> Digest:
     return Digest(digest=digest)
 
 
+@router.get("/artifacts/{digest}", response_model=Digest)
+async def get_artifact(digest: str, host: Host) -> Digest:
+    if not host.store.has_artifact(digest):
+        raise not_found(f"artifact '{digest}'")
+    return Digest(digest=digest)
+
+
 # --- environments, policies, connections -----------------------------------------------------
 
 

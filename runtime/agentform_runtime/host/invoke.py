@@ -146,7 +146,9 @@ class Invoker:
         self.hops = hops
         self.budgets = budgets
 
-    def _record_refusal(self, key: Key, caller: Caller, request_id: str, exc: ApiError) -> None:
+    def _record_refusal(
+        self, key: Key, caller: Caller, request: Request, request_id: str, exc: ApiError
+    ) -> None:
         self.store.start_execution(
             ExecutionRow(
                 request_id=request_id,
@@ -156,6 +158,7 @@ class Invoker:
                 kind=key[1],
                 name=key[2],
                 version=None,
+                path=request.path,
                 identity=caller.identity,
                 started=time.time(),
                 duration_ms=0.0,
@@ -178,7 +181,7 @@ class Invoker:
             self.budgets.check(key, live.effective.token_budgets)
         except ApiError as exc:
             if exc.status in (403, 429):  # a refusal of a real target: part of the lineage
-                self._record_refusal(key, caller, request_id, exc)
+                self._record_refusal(key, caller, request, request_id, exc)
             return _error(exc, headers, **exc.extra)
         # No await between routing and pool.invoke(): a draining pool counts this request
         # in flight before it can stop (see WorkerPool.drain).
@@ -208,6 +211,7 @@ class Invoker:
                 kind=key[1],
                 name=key[2],
                 version=live.version,
+                path=request.path,
                 identity=caller.identity,
                 started=started,
                 duration_ms=None,

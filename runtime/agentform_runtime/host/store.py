@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS versions (
 CREATE TABLE IF NOT EXISTS executions (
     request_id TEXT PRIMARY KEY, trace_id TEXT NOT NULL, parent_id TEXT,
     environment TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, version TEXT,
-    identity TEXT, started REAL NOT NULL, duration_ms REAL, status TEXT NOT NULL,
+    path TEXT NOT NULL DEFAULT '/', identity TEXT, started REAL NOT NULL, duration_ms REAL,
+    status TEXT NOT NULL,
     http_status INTEGER, error_class TEXT, error TEXT,
     input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS executions_trace ON executions (trace_id);
@@ -80,6 +81,7 @@ class ExecutionRow(BaseModel):
     kind: str
     name: str
     version: str | None
+    path: str = "/"
     identity: str | None
     started: float
     duration_ms: float | None
@@ -325,8 +327,8 @@ class Store:
     def start_execution(self, record: ExecutionRow) -> None:
         self._records.execute(
             "INSERT INTO executions VALUES (:request_id, :trace_id, :parent_id, :environment, "
-            ":kind, :name, :version, :identity, :started, :duration_ms, :status, :http_status, "
-            ":error_class, :error, :input_tokens, :output_tokens)",
+            ":kind, :name, :version, :path, :identity, :started, :duration_ms, :status, "
+            ":http_status, :error_class, :error, :input_tokens, :output_tokens)",
             record.model_dump(),
         )
 

@@ -1,0 +1,213 @@
+"""`agentform.Deployment`: one workload version on one environment, at one endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import pulumi
+from pulumi.dynamic import CheckFailure, CheckResult
+
+from agentform.platform import LocalPlatform
+from agentform.resources._provider import AgentformProvider, is_unknown
+from agentform.resources.environment import Environment
+from agentform.resources.policy import Policy
+from agentform.resources.workloads import Agent, Function, ModelApi
+from agentform.settings import connection_inputs
+from agentform_runtime.policies import PolicyConflict, combine
+from agentform_runtime.specs import DeploymentSpec, PolicySpec, WorkloadKind, version_of
+
+_SETTINGS = (
+    "memory_mb",
+    "timeout_s",
+    "min_instances",
+    "max_instances",
+    "idle_timeout_s",
+    "enabled",
+    "config",
+)
+
+
+def deployment_spec(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The control-plane body for these inputs (unvalidated)."""
+    spec: dict[str, Any] = {
+        "artifact": inputs.get("artifact"),
+        "policies": inputs.get("policies") or [],
+        "enabled": inputs.get("enabled", True),
+        "config": inputs.get("config") or {},
+        "connection": inputs.get("connection"),
+        "scaling": {
+            k: inputs[k]
+            for k in ("min_instances", "max_instances", "idle_timeout_s")
+            if inputs.get(k) is not None
+        },
+    }
+    for key in ("memory_mb", "timeout_s"):
+        if inputs.get(key) is not None:
+            spec[key] = inputs[key]
+    return spec
+
+
+class DeploymentProvider(AgentformProvider):
+    label = "Deployment"
+    replace_on: ClassVar[tuple[str, ...]] = ("name", "kind", "environment")
+    fields: ClassVar[tuple[str, ...]] = (
+        "name",
+        "kind",
+        "environment",
+        "artifact",
+        "connection",
+        "policies",
+        "policy_specs",
+        "environment_policy_specs",
+        *_SETTINGS,
+    )
+
+    def _label(self, inputs: dict[str, Any]) -> str:
+        return (
+            f"{self.label} '{inputs.get('environment')}/{inputs.get('kind')}/{inputs.get('name')}'"
+        )
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        label = self._label(news)
+        spec = deployment_spec(news)
+        inputs = dict(news)
+        if is_unknown(spec) or is_unknown(news.get("kind")):
+            return CheckResult(inputs, [])
+        failures = []
+        for failure in self.model_failures(DeploymentSpec, spec, label):
+            # Report scaling.min_instances as the argument the user wrote: min_instances.
+            field = failure.property.removeprefix("scaling.")
+            failures.append(CheckFailure(field, failure.reason.replace("scaling.", "")))
+        specs = (news.get("environment_policy_specs"), news.get("policy_specs"))
+        if not failures and not any(is_unknown(s) for s in specs):
+            try:
+                effective = combine(
+                    [PolicySpec.model_validate(p) for p in specs[0] or []],
+                    [PolicySpec.model_validate(p) for p in specs[1] or []],
+                    WorkloadKind(news["kind"]),
+                )
+                inputs["effective_policies"] = effective.model_dump(mode="json")
+            except PolicyConflict as exc:
+                failures.append(CheckFailure("policies", f"{label}: policies: {exc}"))
+        if not failures:
+            inputs["version"] = version_of(DeploymentSpec.model_validate(spec))
+        return CheckResult(inputs, failures)
+
+    def identity(self, props: dict[str, Any]) -> str:
+        return f"{props['environment']}/{props['kind']}/{props['name']}"
+
+    def _path(self, props: dict[str, Any]) -> str:
+        return (
+            f"/v1/environments/{props['environment']}/deployments/{props['kind']}/{props['name']}"
+        )
+
+    @staticmethod
+    def _outputs(view: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": view["url"],
+            "version": view["version"],
+            "previous_version": view["previous_version"],
+            "status": view["status"],
+            "effective_policies": view["effective_policies"],
+        }
+
+    def apply(self, platform: LocalPlatform, inputs: dict[str, Any]) -> dict[str, Any]:
+        return self._outputs(platform.put(self._path(inputs), deployment_spec(inputs)))
+
+    def fetch(self, platform: LocalPlatform, state: dict[str, Any]) -> dict[str, Any] | None:
+        view = platform.get(self._path(state))
+        if view is None:
+            return None
+        settings = view["settings"]
+        current = {
+            **self._outputs(view),
+            "enabled": settings["enabled"],
+            "artifact": settings["artifact"],
+        }
+        # Settings the program left to the platform's defaults stay unset, so that a refresh
+        # reports only real out-of-band changes.
+        for key in ("memory_mb", "timeout_s"):
+            if state.get(key) is not None:
+                current[key] = settings[key]
+        return current
+
+    def remove(self, platform: LocalPlatform, state: dict[str, Any]) -> None:
+        platform.delete(self._path(state))
+
+
+class Deployment(pulumi.dynamic.Resource):
+    """One version of a workload (Function, ModelApi or Agent) on one Environment, reachable
+    at `url`. Changing its code or configuration deploys a new version blue-green: the new one
+    must pass its readiness check before any request reaches it. `enabled=False` deactivates it
+    (unreachable, consuming nothing)."""
+
+    url: pulumi.Output[str]
+    """Where to invoke it: `<host>/run/<environment>/<kind>/<name>`."""
+    version: pulumi.Output[str]
+    """The live version: the digest of the artifact and the resolved configuration."""
+    previous_version: pulumi.Output[str | None]
+    status: pulumi.Output[str]
+    """`live` or `disabled`."""
+    effective_policies: pulumi.Output[dict[str, Any]]
+    """The environment's and the deployment's policies combined."""
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        workload: Function | ModelApi | Agent,
+        environment: Environment,
+        memory_mb: pulumi.Input[int] | None = None,
+        timeout_s: pulumi.Input[int] | None = None,
+        min_instances: pulumi.Input[int] | None = None,
+        max_instances: pulumi.Input[int] | None = None,
+        idle_timeout_s: pulumi.Input[float] | None = None,
+        policies: Sequence[Policy] = (),
+        enabled: pulumi.Input[bool] = True,
+        config: pulumi.Input[Mapping[str, pulumi.Input[str]]] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """
+        :param resource_name: The Pulumi resource name.
+        :param workload: The Function, ModelApi or Agent to deploy.
+        :param environment: The Environment to deploy it on.
+        :param memory_mb: Memory per instance, 128-10240 MB (default 512).
+        :param timeout_s: Timeout of one request, 1-900 s (default 60).
+        :param min_instances: Instances kept warm (default 0: scale to zero).
+        :param max_instances: Most concurrent instances (default 4).
+        :param idle_timeout_s: Seconds an idle instance stays warm (default 300).
+        :param policies: Deployment-level policies; they can only narrow the environment's.
+        :param enabled: False deactivates the deployment.
+        :param config: Plain configuration given to the workload (`AGENTFORM_CONFIG`).
+        :param opts: Pulumi resource options.
+        """
+        connection = workload.connection if isinstance(workload, ModelApi) else None
+        super().__init__(
+            DeploymentProvider(),
+            resource_name,
+            {
+                "name": workload.name,
+                "kind": workload.kind,
+                "artifact": workload.artifact,
+                "connection": connection,
+                "environment": environment.name,
+                "environment_policy_specs": environment.policy_specs,
+                "policies": [p.name for p in policies],
+                "policy_specs": [p.spec for p in policies],
+                "memory_mb": memory_mb,
+                "timeout_s": timeout_s,
+                "min_instances": min_instances,
+                "max_instances": max_instances,
+                "idle_timeout_s": idle_timeout_s,
+                "enabled": enabled,
+                "config": config or {},
+                "url": None,
+                "version": None,
+                "previous_version": None,
+                "status": None,
+                "effective_policies": None,
+                **connection_inputs(),
+            },
+            opts,
+        )

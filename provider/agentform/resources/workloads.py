@@ -1,0 +1,375 @@
+"""`Function`, `ModelApi` and `Agent`: what a workload is, independent of where it runs.
+
+Each is packaged into a deterministic artifact (code + runtime + manifest). `check` builds it
+and records its digest, so `pulumi preview` shows a code or configuration change as a change
+of `artifact`, and the same code and configuration give no diff at all. `create`/`update`
+upload it (content-addressed). A `Deployment` puts one on an `Environment`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, TypeGuard
+
+import pulumi
+from pulumi.dynamic import CheckFailure, CheckResult
+
+from agentform.packaging import PackagingError, build_artifact
+from agentform.platform import LocalPlatform
+from agentform.resources._provider import (
+    AgentformProvider,
+    ProviderError,
+    is_unknown,
+    name_failures,
+)
+from agentform.resources.connection import IntegrationConnection
+from agentform.settings import connection_inputs
+from agentform_runtime.host.artifacts import digest_of
+from agentform_runtime.specs import Manifest, WorkloadKind
+
+MODEL_PROVIDERS = ("openai", "anthropic", "openai-compatible")
+CodeInput = str | os.PathLike[str] | pulumi.asset.FileArchive
+
+
+def code_path(code: CodeInput | None) -> str | None:
+    """A directory path or a `pulumi.FileArchive` (directory or .zip) as an absolute path."""
+    if code is None:
+        return None
+    if isinstance(code, pulumi.asset.FileArchive):
+        code = code.path
+    elif isinstance(code, pulumi.asset.Archive | pulumi.asset.Asset):
+        raise TypeError(
+            "code must be a directory path or a pulumi.FileArchive (a directory or a .zip file)"
+        )
+    return str(Path(code).expanduser().resolve())
+
+
+def _integral(value: Any) -> TypeGuard[int | float]:
+    """Numbers reach dynamic providers as floats: 10 arrives as 10.0."""
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer()
+    )
+
+
+class WorkloadProvider(AgentformProvider):
+    kind: ClassVar[WorkloadKind]
+    #: The artifact digest covers code and manifest, so it is the only thing diff needs.
+    fields: ClassVar[tuple[str, ...]] = ("name", "artifact")
+
+    def manifest(self, inputs: dict[str, Any]) -> Manifest:
+        raise NotImplementedError
+
+    def package(self, inputs: dict[str, Any]) -> bytes:
+        code = inputs.get("code")
+        return build_artifact(self.manifest(inputs), Path(code) if code else None)
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        failures = self.validate(news)
+        inputs = dict(news)
+        if not failures and not any(
+            is_unknown(v) for k, v in news.items() if k not in ("artifact",)
+        ):
+            try:
+                inputs["artifact"] = digest_of(self.package(news))
+            except (PackagingError, OSError, ValueError) as exc:
+                failures.append(
+                    CheckFailure("code", f"{self.label} '{news.get('name')}': code: {exc}")
+                )
+        return CheckResult(inputs, failures)
+
+    def apply(self, platform: LocalPlatform, inputs: dict[str, Any]) -> dict[str, Any]:
+        digest = platform.upload_artifact(self.package(inputs))
+        if digest != inputs["artifact"]:
+            raise ProviderError(
+                f"{self.label} '{inputs['name']}': its code changed during `pulumi up`; rerun it"
+            )
+        return {"kind": self.kind.value}
+
+    def fetch(self, platform: LocalPlatform, state: dict[str, Any]) -> dict[str, Any] | None:
+        return {} if platform.get(f"/v1/artifacts/{state['artifact']}") is not None else None
+
+    def remove(self, platform: LocalPlatform, state: dict[str, Any]) -> None:
+        """Artifacts are content-addressed and kept for the versions that may roll back to them."""
+
+
+class FunctionProvider(WorkloadProvider):
+    label = "Function"
+    kind = WorkloadKind.FUNCTIONS
+
+    def validate(self, inputs: dict[str, Any]) -> list[CheckFailure]:
+        failures = name_failures(self.label, inputs)
+        entrypoint = inputs.get("entrypoint")
+        if not is_unknown(entrypoint) and (
+            not isinstance(entrypoint, str) or ":" not in entrypoint
+        ):
+            failures.append(
+                CheckFailure(
+                    "entrypoint",
+                    f"{self.label} '{inputs.get('name')}': entrypoint: must be module:function, "
+                    f"got {entrypoint!r}",
+                )
+            )
+        return failures
+
+    def manifest(self, inputs: dict[str, Any]) -> Manifest:
+        spec = {"parameters": inputs["parameters"]} if inputs.get("parameters") else {}
+        return Manifest(
+            kind=self.kind, name=inputs["name"], entrypoint=inputs["entrypoint"], spec=spec
+        )
+
+
+class ModelApiProvider(WorkloadProvider):
+    label = "ModelApi"
+    kind = WorkloadKind.MODELS
+
+    def validate(self, inputs: dict[str, Any]) -> list[CheckFailure]:
+        label = f"{self.label} '{inputs.get('name')}'"
+        failures = name_failures(self.label, inputs)
+        provider = inputs.get("provider")
+        if not is_unknown(provider) and provider not in MODEL_PROVIDERS:
+            failures.append(
+                CheckFailure(
+                    "provider",
+                    f"{label}: provider: unknown model provider {provider!r}; "
+                    f"use one of {list(MODEL_PROVIDERS)}",
+                )
+            )
+        if not is_unknown(inputs.get("model")) and not inputs.get("model"):
+            failures.append(
+                CheckFailure("model", f"{label}: model: the provider's model name is required")
+            )
+        if provider == "openai-compatible" and not inputs.get("base_url"):
+            failures.append(
+                CheckFailure(
+                    "base_url",
+                    f"{label}: base_url: an openai-compatible provider needs the server's URL",
+                )
+            )
+        return failures
+
+    def manifest(self, inputs: dict[str, Any]) -> Manifest:
+        spec: dict[str, object] = {"provider": inputs["provider"], "model": inputs["model"]}
+        if inputs.get("base_url") is not None:
+            spec["base_url"] = inputs["base_url"]
+        if inputs.get("max_retries") is not None:
+            spec["max_retries"] = int(inputs["max_retries"])
+        if inputs.get("timeout_s") is not None:
+            spec["timeout_s"] = float(inputs["timeout_s"])
+        return Manifest(kind=self.kind, name=inputs["name"], spec=spec)
+
+
+class AgentProvider(WorkloadProvider):
+    label = "Agent"
+    kind = WorkloadKind.AGENTS
+
+    def validate(self, inputs: dict[str, Any]) -> list[CheckFailure]:
+        label = f"{self.label} '{inputs.get('name')}'"
+        failures = name_failures(self.label, inputs)
+        agents = inputs.get("agents") or []
+        if not is_unknown(agents) and inputs.get("name") in agents:
+            failures.append(
+                CheckFailure("agents", f"{label}: agents: an agent cannot be chained to itself")
+            )
+        max_steps = inputs.get("max_steps")
+        if not is_unknown(max_steps) and not (
+            _integral(max_steps) and 1 <= max_steps <= 100
+        ):
+            failures.append(
+                CheckFailure("max_steps", f"{label}: max_steps: must be 1-100, got {max_steps!r}")
+            )
+        if inputs.get("code") and not inputs.get("entrypoint"):
+            failures.append(
+                CheckFailure(
+                    "entrypoint", f"{label}: entrypoint: custom code needs module:function"
+                )
+            )
+        if not inputs.get("code") and not inputs.get("model"):
+            failures.append(
+                CheckFailure("model", f"{label}: model: a declarative agent needs a model API")
+            )
+        return failures
+
+    def manifest(self, inputs: dict[str, Any]) -> Manifest:
+        spec: dict[str, object] = {
+            "instructions": inputs.get("instructions") or "",
+            "description": inputs.get("description") or "",
+            "max_steps": int(inputs.get("max_steps") or 10),
+            "handoffs": inputs.get("handoffs") or {},
+        }
+        return Manifest(
+            kind=self.kind,
+            name=inputs["name"],
+            entrypoint=inputs.get("entrypoint"),
+            models=[inputs["model"]] if inputs.get("model") else [],
+            functions=list(inputs.get("functions") or []),
+            agents=list(inputs.get("agents") or []),
+            spec=spec if not inputs.get("code") else {},
+        )
+
+
+class _Workload(pulumi.dynamic.Resource):
+    name: pulumi.Output[str]
+    """The workload's name on the platform."""
+    kind: pulumi.Output[str]
+    """`functions`, `models` or `agents`."""
+    artifact: pulumi.Output[str]
+    """The digest of the deterministic artifact (code + runtime + manifest)."""
+
+    def _start(
+        self,
+        provider: WorkloadProvider,
+        resource_name: str,
+        name: pulumi.Input[str] | None,
+        props: dict[str, Any],
+        opts: pulumi.ResourceOptions | None,
+    ) -> None:
+        super().__init__(
+            provider,
+            resource_name,
+            {
+                "name": name if name is not None else resource_name,
+                "artifact": None,
+                "kind": provider.kind.value,
+                **props,
+                **connection_inputs(),
+            },
+            opts,
+        )
+
+
+class Function(_Workload):
+    """Custom code that agents call as a tool: JSON arguments in, JSON out, run sandboxed in its
+    own worker process. Arguments are validated against a JSON schema derived from the type
+    hints (or `parameters`) before the code runs."""
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        code: CodeInput,
+        entrypoint: pulumi.Input[str],
+        parameters: pulumi.Input[Mapping[str, Any]] | None = None,
+        name: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """
+        :param resource_name: The Pulumi resource name.
+        :param code: A directory (or `pulumi.FileArchive` of a directory or .zip) with the code.
+        :param entrypoint: `module:function`, e.g. `weather:get_weather`.
+        :param parameters: An explicit JSON schema for the arguments (default: from type hints).
+        :param name: The function's name on the platform (DNS-safe); defaults to `resource_name`.
+        :param opts: Pulumi resource options.
+        """
+        self._start(
+            FunctionProvider(),
+            resource_name,
+            name,
+            {"code": code_path(code), "entrypoint": entrypoint, "parameters": parameters},
+            opts,
+        )
+
+
+class ModelApi(_Workload):
+    """A unified, OpenAI-compatible endpoint to one model of one provider. It holds no
+    credentials itself: it names an IntegrationConnection."""
+
+    connection: pulumi.Output[str | None]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        provider: pulumi.Input[str],
+        model: pulumi.Input[str],
+        connection: IntegrationConnection | None = None,
+        base_url: pulumi.Input[str] | None = None,
+        max_retries: pulumi.Input[int] | None = None,
+        timeout_s: pulumi.Input[float] | None = None,
+        name: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """
+        :param resource_name: The Pulumi resource name.
+        :param provider: `openai`, `anthropic` or `openai-compatible` (vLLM, Ollama, ...).
+        :param model: The provider's model name, e.g. `gpt-4o-mini`.
+        :param connection: The IntegrationConnection whose `api_key` the gateway uses.
+        :param base_url: The provider's URL (required for `openai-compatible`).
+        :param max_retries: Retries on rate limits and server errors (default 3).
+        :param timeout_s: Timeout of one provider call in seconds (default 120).
+        :param name: The model API's name on the platform (DNS-safe); defaults to `resource_name`.
+        :param opts: Pulumi resource options.
+        """
+        self._start(
+            ModelApiProvider(),
+            resource_name,
+            name,
+            {
+                "provider": provider,
+                "model": model,
+                "base_url": base_url,
+                "max_retries": max_retries,
+                "timeout_s": timeout_s,
+                "connection": connection.name if connection is not None else None,
+            },
+            opts,
+        )
+
+
+class Agent(_Workload):
+    """An agent: an action model, the functions it may call, the agents it may hand a request
+    over to, and instructions; or custom code (`code` + `entrypoint`) using them through the
+    runtime SDK. The host enforces that it calls nothing else."""
+
+    description: pulumi.Output[str]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        model: ModelApi | None = None,
+        functions: Sequence[Function] = (),
+        agents: Sequence[Agent] = (),
+        instructions: pulumi.Input[str] = "",
+        description: pulumi.Input[str] = "",
+        max_steps: pulumi.Input[int] = 10,
+        code: CodeInput | None = None,
+        entrypoint: pulumi.Input[str] | None = None,
+        name: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """
+        :param resource_name: The Pulumi resource name.
+        :param model: The ModelApi that reasons and talks for the agent.
+        :param functions: Functions the model may call as tools.
+        :param agents: Chained agents it may hand the conversation over to (a
+            `transfer_to_<name>` tool each, described by that agent's `description`).
+        :param instructions: The system prompt of a declarative agent.
+        :param description: When other agents should hand over to this one.
+        :param max_steps: Model turns before the run fails with MaxStepsExceeded (1-100).
+        :param code: Custom code (a directory or `pulumi.FileArchive`), instead of the loop.
+        :param entrypoint: `module:function(inputs, ctx)` of the custom code.
+        :param name: The agent's name on the platform (DNS-safe); defaults to `resource_name`.
+        :param opts: Pulumi resource options.
+        """
+        chained = list(agents)
+        self._start(
+            AgentProvider(),
+            resource_name,
+            name,
+            {
+                "model": model.name if model is not None else None,
+                "functions": [f.name for f in functions],
+                "agents": [a.name for a in chained],
+                "handoffs": pulumi.Output.all(
+                    *[pulumi.Output.all(a.name, a.description) for a in chained]
+                ).apply(dict),
+                "instructions": instructions,
+                "description": description,
+                "max_steps": max_steps,
+                "code": code_path(code),
+                "entrypoint": entrypoint,
+            },
+            opts,
+        )
