@@ -173,9 +173,7 @@ class AgentProvider(WorkloadProvider):
                 CheckFailure("agents", f"{label}: agents: an agent cannot be chained to itself")
             )
         max_steps = inputs.get("max_steps")
-        if not is_unknown(max_steps) and not (
-            _integral(max_steps) and 1 <= max_steps <= 100
-        ):
+        if not is_unknown(max_steps) and not (_integral(max_steps) and 1 <= max_steps <= 100):
             failures.append(
                 CheckFailure("max_steps", f"{label}: max_steps: must be 1-100, got {max_steps!r}")
             )

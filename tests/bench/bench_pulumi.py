@@ -1,0 +1,104 @@
+"""Benchmark: `pulumi up` with Agentform's resources vs the engine alone (not a test).
+
+    python -m tests.bench.bench_pulumi [--count 20]
+
+Measured in one run, with the real engine and a real host:
+- the quickstart: first `pulumi up`, then an `up` with nothing to do;
+- a fleet of N agents + N functions (+ model API, environment, connection, 2N+1 deployments);
+- the same number of no-op dynamic resources (engine, language host and dynamic-provider
+  plumbing only), so the difference is the share spent in Agentform's provider and host
+  (packaging, uploads, starting and health-checking each deployment's first worker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from agentform.scripted_model import Script, ScriptedModelServer
+from tests.support.engine import PulumiProject, engine_bin
+from tests.support.hosts import RunningHost
+
+REPO = Path(__file__).resolve().parents[2]
+FLEET = Path(__file__).parent / "programs" / "fleet"
+
+
+def timed_up(project: PulumiProject) -> float:
+    started = time.perf_counter()
+    project.run("up", "--yes", "--skip-preview", check=True)
+    return time.perf_counter() - started
+
+
+def project(
+    workdir: Path, program: Path, bin_dir: Path, host: RunningHost, **config: str
+) -> PulumiProject:
+    made = PulumiProject(
+        workdir, program, bin_dir, env={"AGENTFORM_STATE_DIR": str(host.state_dir)}
+    )
+    made.config("agentform:endpoint", host.url)
+    for key, value in config.items():
+        made.config(key, value)
+    return made
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=20)
+    count = parser.parse_args().count
+    bin_dir = engine_bin()
+    model = ScriptedModelServer(Script(steps=[{"text": "ok"}], cycle=True)).start()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        code = work / "tool"
+        code.mkdir()
+        (code / "tool.py").write_text(
+            'def main(x: int = 0) -> int:\n    """Echo."""\n    return x\n'
+        )
+        host = RunningHost(work / "state").start()
+        try:
+            url = f"{model.url}/v1"
+            quickstart = project(
+                work / "quickstart",
+                REPO / "examples" / "quickstart",
+                bin_dir,
+                host,
+                test_model_url=url,
+            )
+            first, again = timed_up(quickstart), timed_up(quickstart)
+            fleet = project(
+                work / "fleet",
+                FLEET,
+                bin_dir,
+                host,
+                count=str(count),
+                mode="agentform",
+                code_dir=str(code),
+                test_model_url=url,
+            )
+            noop = project(work / "noop", FLEET, bin_dir, host, count=str(count), mode="noop")
+            ours, baseline = timed_up(fleet), timed_up(noop)
+            ours_again, baseline_again = timed_up(fleet), timed_up(noop)
+        finally:
+            host.stop()
+            model.stop()
+    resources = 4 + 4 * count
+    print("== pulumi up, quickstart (9 resources)")
+    print(f"  first up {first:6.2f} s    up with nothing to do {again:6.2f} s")
+    deployments = 2 * count + 1
+    fleet_size = f"{resources} resources, {deployments} deployments"
+    print(f"== pulumi up, {count} agents + {count} functions ({fleet_size})")
+    ratio = ours / baseline
+    print(f"  agentform {ours:6.2f} s    no-op baseline {baseline:6.2f} s    ratio {ratio:.2f}x")
+    print(
+        f"  share in Agentform's provider and host: {(ours - baseline) / ours:.0%} "
+        f"({(ours - baseline) / (2 * count + 1) * 1000:.0f} ms per deployment beyond the engine)"
+    )
+    print(
+        f"  nothing to do: agentform {ours_again:6.2f} s    no-op baseline {baseline_again:6.2f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()
