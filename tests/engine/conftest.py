@@ -14,10 +14,10 @@ PROGRAMS = Path(__file__).parent / "programs"
 def project_for(tmp_path: Path, pulumi_bin: Path, host: RunningHost):  # type: ignore[no-untyped-def]
     """Build a PulumiProject for one of programs/, pointed at the test's host."""
 
-    def make(program: str, **env: str) -> PulumiProject:
+    def make(program: str, program_dir: Path | None = None, **env: str) -> PulumiProject:
         project = PulumiProject(
             tmp_path / f"project-{program}",
-            PROGRAMS / program,
+            program_dir or PROGRAMS / program,
             pulumi_bin,
             env={"AGENTFORM_STATE_DIR": str(host.state_dir), **env},
         )

@@ -175,3 +175,39 @@ def test_bad_inputs_fail_at_preview(
     assert message in result.output, result.output[-3000:]
     assert "Traceback" not in result.output
     assert host.admin().get("/v1/environments").json() == []
+
+
+def test_an_unreachable_host_is_one_clear_line(project_for, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    project = project_for("environment")
+    project.config("agentform:endpoint", f"http://127.0.0.1:{port}")
+    result = project.up(check=False)
+    assert result.returncode != 0
+    expected = f"no Agentform host at http://127.0.0.1:{port}; start one with `agentform serve`"
+    assert expected in result.output
+    assert "Traceback" not in result.output
+
+
+def test_the_quickstart_program(
+    project_for, host: RunningHost, model_server: ScriptedModelServer
+) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    repo = Path(__file__).parents[2]
+    script = json.loads((repo / "examples" / "quickstart" / "test-model-script.json").read_text())
+    model_server.load(script["steps"], cycle=script["cycle"])
+    project = project_for("quickstart-program", program_dir=repo / "examples" / "quickstart")
+    project.config("test_model_url", f"{model_server.url}/v1")
+    assert change_summary(project.up())["create"] == 9
+    url = project.outputs()["url"]
+    assert url == f"{host.url}/run/development/agents/assistant"
+    answer = httpx.post(
+        url, json={"inputs": "Weather in Paris?"}, headers={"authorization": f"Bearer {_key(host)}"}
+    )
+    assert answer.status_code == 200, answer.text
+    assert '"sky": "light rain"' in answer.json()["output"]
+    assert change_summary(project.up())["same"] == 9

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -197,3 +198,28 @@ def test_unknown_routes_are_json_404(host: RunningHost, route: str) -> None:
     response = host.admin().get(route)
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "NotFound"
+
+
+def test_jwts_signed_with_a_key_from_the_jwks_file(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from jwt.algorithms import RSAAlgorithm
+
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = json.loads(RSAAlgorithm.to_jwk(private_key.public_key()))
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [{**public, "kid": "k1", "alg": "RS256", "use": "sig"}]}))
+    host = RunningHost(tmp_path / "state", ("--jwks-file", str(jwks))).start()
+    try:
+        admin = host.admin()
+        setup_environment(admin)
+        deploy(admin, function_artifact(tmp_path, "who", WHOAMI), "who").raise_for_status()
+        token = jwt.encode({"sub": "carol"}, private_key, algorithm="RS256", headers={"kid": "k1"})
+        response = host.client(token).post("/run/development/functions/who", json={})
+        assert response.status_code == 200 and response.json() == {"identity": "carol"}
+        other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        forged = jwt.encode({"sub": "mallory"}, other_key, algorithm="RS256", headers={"kid": "k1"})
+        assert (
+            host.client(forged).post("/run/development/functions/who", json={}).status_code == 401
+        )
+    finally:
+        host.stop()

@@ -122,63 +122,52 @@ def clocked_host(tmp_path: Path) -> Iterator[tuple[RunningHost, Path]]:
         host.stop()
 
 
+def _budgeted_agent(
+    host: RunningHost, model_server: ScriptedModelServer, budget: dict[str, object], **usage: int
+) -> str:
+    """An agent under a max_tokens policy whose model reports `usage`; return an API key."""
+    admin = host.admin()
+    key = setup_environment(admin)
+    policy = {"type": "max_tokens", "budgets": [budget]}
+    admin.put("/v1/policies/small-budget", json=policy).raise_for_status()
+    deploy_model(admin, model_server).raise_for_status()
+    deploy_agent(admin, "chatty", settings={"policies": ["small-budget"]}).raise_for_status()
+    model_server.load([{"text": "a long answer", **usage}], cycle=True)
+    return key
+
+
 def test_a_token_budget_refuses_after_crossing_and_recovers_next_window(
     clocked_host: tuple[RunningHost, Path], model_server: ScriptedModelServer
 ) -> None:
     host, clock = clocked_host
-    admin = host.admin()
-    key = setup_environment(admin)
-    admin.put(
-        "/v1/policies/small-budget",
-        json={
-            "type": "max_tokens",
-            "budgets": [{"window": "minute", "total": 50}],
-        },
-    ).raise_for_status()
-    deploy_model(admin, model_server).raise_for_status()
-    deploy_agent(admin, "chatty", settings={"policies": ["small-budget"]}).raise_for_status()
-    model_server.load(
-        [{"text": "a long answer", "prompt_tokens": 40, "completion_tokens": 20}], cycle=True
+    budget = {"window": "minute", "total": 50}
+    client = host.client(
+        _budgeted_agent(host, model_server, budget, prompt_tokens=40, completion_tokens=20)
     )
-    client = host.client(key)
 
     crossing = ask(client, "chatty", "one")
     assert crossing.status_code == 200  # the request that crosses the budget completes
     refused = ask(client, "chatty", "two")
     assert refused.status_code == 429
     error = refused.json()["error"]
-    assert (
-        error["code"] == "TokenBudgetExceeded" and "60 of its 50 total tokens" in error["message"]
-    )
+    assert error["code"] == "TokenBudgetExceeded"
+    assert "60 of its 50 total tokens" in error["message"]
     assert len(model_server.requests) == 1  # the refused request never reached the model
 
     clock.write_text(str(MINUTE + 65))  # the next minute
     third = ask(client, "chatty", "three")
     assert third.status_code == 200, third.text
-    records = admin.get(f"/v1/traces/{refused.headers['x-agentform-trace-id']}").json()[
-        "executions"
-    ]
-    assert [(r["status"], r["error_class"]) for r in records] == [
-        ("refused", "TokenBudgetExceeded")
-    ]
+    trace = host.admin().get(f"/v1/traces/{refused.headers['x-agentform-trace-id']}").json()
+    records = [(r["status"], r["error_class"]) for r in trace["executions"]]
+    assert records == [("refused", "TokenBudgetExceeded")]
 
 
 def test_budgets_survive_a_restart(
     clocked_host: tuple[RunningHost, Path], model_server: ScriptedModelServer
 ) -> None:
     host, _ = clocked_host
-    admin = host.admin()
-    key = setup_environment(admin)
-    admin.put(
-        "/v1/policies/small-budget",
-        json={
-            "type": "max_tokens",
-            "budgets": [{"window": "minute", "output": 10}],
-        },
-    ).raise_for_status()
-    deploy_model(admin, model_server).raise_for_status()
-    deploy_agent(admin, "chatty", settings={"policies": ["small-budget"]}).raise_for_status()
-    model_server.load([{"text": "x", "prompt_tokens": 1, "completion_tokens": 10}], cycle=True)
+    budget = {"window": "minute", "output": 10}
+    key = _budgeted_agent(host, model_server, budget, prompt_tokens=1, completion_tokens=10)
     assert ask(host.client(key), "chatty", "one").status_code == 200
     host.stop()
     host.start()

@@ -61,7 +61,7 @@ class Result:
         return json.loads(self.body)
 
 
-def _error(exc: ApiError | InvocationFailed, headers: dict[str, str], **extra: Any) -> Result:
+def _error(exc: ApiError, headers: dict[str, str], **extra: Any) -> Result:
     status = exc.status
     body = {"error": {"code": exc.code, "message": exc.message, **extra}}
     return Result(
@@ -146,28 +146,29 @@ class Invoker:
         self.hops = hops
         self.budgets = budgets
 
-    def _record_refusal(
-        self, key: Key, caller: Caller, request: Request, request_id: str, exc: ApiError
+    def _record(
+        self,
+        key: Key,
+        caller: Caller,
+        request: Request,
+        request_id: str,
+        started: float | None = None,
+        **outcome: Any,
     ) -> None:
+        """Write the audit record of one execution (or refusal) of `key`."""
+        environment, kind, name = key
         self.store.start_execution(
             ExecutionRow(
                 request_id=request_id,
                 trace_id=caller.trace_id,
                 parent_id=caller.parent_id,
-                environment=key[0],
-                kind=key[1],
-                name=key[2],
-                version=None,
+                environment=environment,
+                kind=kind,
+                name=name,
                 path=request.path,
                 identity=caller.identity,
-                started=time.time(),
-                duration_ms=0.0,
-                status="refused",
-                http_status=exc.status,
-                error_class=exc.code,
-                error=exc.message,
-                input_tokens=0,
-                output_tokens=0,
+                started=started or time.time(),
+                **outcome,
             )
         )
 
@@ -181,7 +182,17 @@ class Invoker:
             self.budgets.check(key, live.effective.token_budgets)
         except ApiError as exc:
             if exc.status in (403, 429):  # a refusal of a real target: part of the lineage
-                self._record_refusal(key, caller, request, request_id, exc)
+                self._record(
+                    key,
+                    caller,
+                    request,
+                    request_id,
+                    status="refused",
+                    duration_ms=0.0,
+                    http_status=exc.status,
+                    error_class=exc.code,
+                    error=exc.message,
+                )
             return _error(exc, headers, **exc.extra)
         # No await between routing and pool.invoke(): a draining pool counts this request
         # in flight before it can stop (see WorkerPool.drain).
@@ -202,27 +213,7 @@ class Invoker:
         }
         headers.update({"x-agentform-version": live.version, "traceparent": traceparent})
         started = time.time()
-        self.store.start_execution(
-            ExecutionRow(
-                request_id=request_id,
-                trace_id=caller.trace_id,
-                parent_id=caller.parent_id,
-                environment=key[0],
-                kind=key[1],
-                name=key[2],
-                version=live.version,
-                path=request.path,
-                identity=caller.identity,
-                started=started,
-                duration_ms=None,
-                status="running",
-                http_status=None,
-                error_class=None,
-                error=None,
-                input_tokens=0,
-                output_tokens=0,
-            )
-        )
+        self._record(key, caller, request, request_id, started, version=live.version)
         invocation = Invocation(
             request_id=request_id,
             event=_event(request, context),

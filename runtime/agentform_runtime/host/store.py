@@ -74,23 +74,25 @@ class VersionRow(BaseModel):
 
 
 class ExecutionRow(BaseModel):
+    """One audit record: an execution, or a refusal, in its trace."""
+
     request_id: str
     trace_id: str
     parent_id: str | None
     environment: str
     kind: str
     name: str
-    version: str | None
+    version: str | None = None
     path: str = "/"
     identity: str | None
     started: float
-    duration_ms: float | None
-    status: str
-    http_status: int | None
-    error_class: str | None
-    error: str | None
-    input_tokens: int
-    output_tokens: int
+    duration_ms: float | None = None
+    status: str = "running"
+    http_status: int | None = None
+    error_class: str | None = None
+    error: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
 
 
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from agentform_runtime.host.errors import ApiError
 from agentform_runtime.host.runtime_api import Invocation, Outcome, RuntimeApi
 from agentform_runtime.specs import ScalingSpec
 
@@ -29,14 +30,8 @@ _MEMORY_POLL_S = 0.02
 _worker_ids = itertools.count(1)
 
 
-class InvocationFailed(Exception):
+class InvocationFailed(ApiError):
     """An invocation that did not produce a handler response or a handler error."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 class WorkerInitError(Exception):
