@@ -191,3 +191,20 @@ def test_calls_a_version_does_not_declare_are_refused_and_recorded(
     assert refused["status"] == "refused" and refused["http_status"] == 403
     assert refused["error_class"] == "NotDeclared"
     assert refused["parent_id"] == answer.headers["x-agentform-request-id"]
+
+
+def test_rotating_a_connection_secret_takes_effect_at_once(
+    host: RunningHost, model_server: ScriptedModelServer
+) -> None:
+    admin = host.admin()
+    key = setup_environment(admin)
+    deploy_model(admin, model_server).raise_for_status()
+    model_server.load([{"text": "one"}, {"text": "two"}])
+    assert _chat(host, key).status_code == 200  # a warm worker now holds the first key
+    rotated = {"provider": "openai-compatible", "secrets": {"api_key": "sk-rotated-456"}}
+    admin.put("/v1/connections/chat-key", json=rotated).raise_for_status()
+    assert _chat(host, key).status_code == 200
+    assert [r["credential"] for r in model_server.requests] == [
+        "Bearer sk-test-123",
+        "Bearer sk-rotated-456",
+    ]

@@ -218,7 +218,8 @@ def _connection_view(name: str, body: dict[str, Any]) -> ConnectionView:
 async def put_connection(
     name: PathName, spec: ConnectionSpec, response: Response, host: Host
 ) -> ConnectionView:
-    """Secret values are encrypted at rest and never returned."""
+    """Secret values are encrypted at rest and never returned. Deployments using the
+    connection move to fresh workers at once, so a rotated key takes effect immediately."""
     body = {
         "provider": spec.provider,
         "config": spec.config,
@@ -226,6 +227,7 @@ async def put_connection(
         "sealed": host.secrets.seal(spec.secrets),
     }
     _created(response, host.store.put_object("connection", name, body))
+    await host.deployments.connection_changed(name)
     return _connection_view(name, body)
 
 

@@ -306,6 +306,25 @@ class Deployments:
 
     # --- operations ------------------------------------------------------------------------------
 
+    async def connection_changed(self, name: str) -> int:
+        """Move deployments using connection `name` onto fresh workers, which read its new
+        secrets; the old workers drain. The version is unchanged: it names the connection, not
+        its secrets. Return how many deployments moved."""
+        moved = 0
+        for key, live in list(self.live.items()):
+            if live.spec.connection != name or live.pool is None:
+                continue
+            async with self.lock(key):
+                current = self.live.get(key)
+                if current is None or current.pool is None:
+                    continue
+                old = current.pool
+                current.pool = self._pool(key, current.version, current.spec, current.manifest)
+                self._retire(old)
+                self._background(current.pool.ensure_min())
+                moved += 1
+        return moved
+
     def lock(self, key: Key) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
 
