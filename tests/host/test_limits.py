@@ -117,3 +117,69 @@ def test_deactivated_deployments_refuse_clearly_and_come_back(
     assert enabled.json()["status"] == "live"
     assert enabled.json()["version"] == disabled.json()["version"]
     assert run.post("/run/development/functions/pid", json={}).status_code == 200
+
+
+FLAGGED = """
+import os
+
+if not os.path.exists({flag!r}):
+    raise RuntimeError("the flag file is gone")
+
+
+def main() -> dict:
+    return {{"pid": os.getpid()}}
+"""
+
+
+def test_a_cold_start_that_cannot_load_is_a_clean_502(host: RunningHost, tmp_path: Path) -> None:
+    admin = host.admin()
+    key = setup_environment(admin)
+    flag = tmp_path / "flag"
+    flag.touch()
+    scaling = {"idle_timeout_s": 0.3}
+    artifact = function_artifact(tmp_path, "flaky", FLAGGED.format(flag=str(flag)))
+    deploy(admin, artifact, "flaky", scaling=scaling).raise_for_status()
+    wait_until(lambda: deployment(admin, "flaky")["instances"] == [])  # scaled to zero
+    flag.unlink()
+    response = host.client(key).post("/run/development/functions/flaky", json={})
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert error["code"] == "InitError" and "the flag file is gone" in error["message"]
+    record = admin.get(f"/v1/executions/{response.headers['x-agentform-request-id']}").json()
+    assert record["status"] == "error" and record["error_class"] == "InitError"
+
+
+def _workers_in(directory: Path) -> list[int]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if (
+                "awslambdaric" in (process.info["cmdline"] or [])
+                and Path(process.cwd()) == directory
+            ):
+                found.append(process.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_deleting_while_instances_warm_up_leaves_no_worker(
+    host: RunningHost, tmp_path: Path
+) -> None:
+    admin = host.admin()
+    setup_environment(admin)
+    created = deploy(
+        admin, function_artifact(tmp_path, "pid", PID_FUNCTION), "pid", scaling={"min_instances": 4}
+    )
+    digest = created.json()["settings"]["artifact"].removeprefix("sha256:")
+    assert admin.delete("/v1/environments/development/deployments/functions/pid").status_code == 204
+    directory = host.state_dir / "artifacts" / "unpacked" / digest
+    wait_until(lambda: not _workers_in(directory), timeout=20)
+
+
+def test_min_instances_come_back_after_a_crash(host: RunningHost, tmp_path: Path) -> None:
+    admin, call = _misbehaving(host, tmp_path, scaling={"min_instances": 1})
+    [before] = wait_until(lambda: deployment(admin, "bad")["instances"])
+    assert call(action="exit").status_code == 502
+    [after] = wait_until(lambda: deployment(admin, "bad")["instances"])
+    assert after["pid"] != before["pid"]

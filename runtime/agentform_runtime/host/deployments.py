@@ -128,11 +128,15 @@ class Deployments:
         task.add_done_callback(self._tasks.discard)
 
     async def _reap_forever(self) -> None:
+        """Stop idle workers past their timeout, and bring pools that lost workers (a crash,
+        a timeout, a memory limit) back up to min_instances."""
         while True:
             now = time.monotonic()
             for live in list(self.live.values()):
                 if live.pool is not None:
                     await live.pool.reap_idle(now)
+                    if live.pool.size < live.pool.scaling.min_instances:
+                        self._background(live.pool.ensure_min())
             await asyncio.sleep(0.25)
 
     # --- validation --------------------------------------------------------------------------

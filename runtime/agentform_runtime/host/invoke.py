@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from agentform_runtime.host.runtime_api import Invocation, Outcome
 from agentform_runtime.host.store import ExecutionRow, Store
 from agentform_runtime.host.workers import InvocationFailed
 from agentform_runtime.specs import WorkloadKind
+
+log = logging.getLogger("agentform.host")
 
 Key = tuple[str, str, str]
 USAGE_HEADER = "x-agentform-usage"
@@ -231,6 +234,10 @@ class Invoker:
                 error_text = result.body.decode(errors="replace")[:2000]
         except InvocationFailed as exc:
             result, error_class, error_text = _error(exc, headers), exc.code, exc.message
+        except Exception as exc:  # never leave the record running or answer without ids
+            log.exception("invocation %s of %s failed unexpectedly", request_id, key)
+            failure = ApiError(500, "InternalError", f"{type(exc).__name__}: see the host log")
+            result, error_class, error_text = _error(failure, headers), failure.code, repr(exc)
         finally:
             self.hops.revoke(hop_token)
         input_tokens, output_tokens = _usage(result.headers)

@@ -281,6 +281,8 @@ class WorkerPool:
         self.in_flight = 0
         self.draining = False
         self.cold_starts = 0
+        self._failed_starts = 0
+        self._retry_at = 0.0
 
     @property
     def size(self) -> int:
@@ -301,13 +303,18 @@ class WorkerPool:
             await worker.start()
             self.cold_starts += 1
             return worker
+        except OSError as exc:
+            raise WorkerInitError(f"cannot start a worker: {exc}") from exc
         finally:
             async with self._changed:
                 self._starting -= 1
                 self._changed.notify_all()
 
     async def warm(self, worker: Worker) -> None:
-        """Add a started worker to the idle set."""
+        """Add a started worker to the idle set (or stop it, if the pool is going away)."""
+        if self.draining:
+            await worker.stop()
+            return
         async with self._changed:
             self._idle.append(worker)
             self._changed.notify_all()
@@ -329,7 +336,12 @@ class WorkerPool:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), remaining)
             self._starting += 1
-        worker = await self._spawn()
+        try:
+            worker = await self._spawn()
+        except WorkerInitError as exc:
+            raise InvocationFailed(
+                502, "InitError", f"a new worker could not load the handler: {exc.text}"
+            ) from None
         self._busy.add(worker)
         return worker
 
@@ -367,9 +379,20 @@ class WorkerPool:
             await worker.stop()
 
     async def ensure_min(self) -> None:
-        """Bring the pool up to min_instances."""
-        while not self.draining and self.size < self.scaling.min_instances:
-            await self.warm(await self.start_worker())
+        """Bring the pool up to min_instances; after a failed start, wait before retrying
+        (doubling up to a minute) so a broken version does not spin."""
+        if time.monotonic() < self._retry_at:
+            return
+        try:
+            while not self.draining and self.size < self.scaling.min_instances:
+                await self.warm(await self.start_worker())
+        except WorkerInitError as exc:
+            self._failed_starts += 1
+            delay = min(60.0, 0.5 * 2**self._failed_starts)
+            self._retry_at = time.monotonic() + delay
+            log.warning("cannot keep min_instances warm (retry in %.0fs): %s", delay, exc.text)
+        else:
+            self._failed_starts = 0
 
     async def drain(self) -> None:
         """Take no new requests; stop once the in-flight ones are done."""
