@@ -123,6 +123,8 @@ class FunctionProvider(WorkloadProvider):
 class ModelApiProvider(WorkloadProvider):
     label = "ModelApi"
     kind = WorkloadKind.MODELS
+    #: The connection is not in the artifact (deployments carry it), so diff compares it too.
+    fields: ClassVar[tuple[str, ...]] = ("name", "artifact", "connection")
 
     def validate(self, inputs: dict[str, Any]) -> list[CheckFailure]:
         label = f"{self.label} '{inputs.get('name')}'"

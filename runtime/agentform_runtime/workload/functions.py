@@ -1,5 +1,5 @@
-"""User functions: `module:function`, arguments validated against a JSON schema derived from
-the type hints (or given explicitly) before the code runs."""
+"""User functions: `module:function`, arguments validated before the code runs, against the
+JSON schema given explicitly or the one derived from the type hints."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from agentform_runtime.workload.context import Context
@@ -31,15 +32,20 @@ def load_entrypoint(entrypoint: str) -> Callable[..., Any]:
 
 
 class Function:
-    """A callable with the pydantic model of its arguments."""
+    """A callable with the schema of its arguments: given explicitly (then validated with
+    JSON Schema), or derived from its type hints (then validated by pydantic)."""
 
     def __init__(self, func: Callable[..., Any], schema: dict[str, Any] | None = None) -> None:
         self.func = func
         self.name = getattr(func, "__name__", "function")
         self.description = inspect.getdoc(func) or ""
         self.context_param: str | None = None
+        try:  # resolve annotations written as strings (`from __future__ import annotations`)
+            signature = inspect.signature(func, eval_str=True)
+        except (NameError, TypeError):
+            signature = inspect.signature(func)
         fields: dict[str, Any] = {}
-        for param in inspect.signature(func).parameters.values():
+        for param in signature.parameters.values():
             if param.annotation is Context or param.annotation == "Context":
                 self.context_param = param.name
                 continue
@@ -49,15 +55,22 @@ class Function:
             default = ... if param.default is inspect.Parameter.empty else param.default
             fields[param.name] = (annotation, default)
         self.arguments: type[BaseModel] = create_model(
-            f"{self.name}_arguments",
-            __config__=ConfigDict(extra="forbid"),
-            **fields,
+            f"{self.name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
         )
+        self._validator = Draft202012Validator(schema) if schema else None
         self.schema = schema or self.arguments.model_json_schema()
 
     def validate(self, arguments: Any) -> dict[str, Any]:
         if not isinstance(arguments, dict):
             raise BadArguments(f"arguments must be a JSON object, got {type(arguments).__name__}")
+        if self._validator is not None:
+            problems = [
+                f"{'.'.join(str(p) for p in error.absolute_path) or 'arguments'}: {error.message}"
+                for error in sorted(self._validator.iter_errors(arguments), key=str)
+            ]
+            if problems:
+                raise BadArguments("; ".join(problems))
+            return dict(arguments)
         try:
             parsed = self.arguments.model_validate(arguments)
         except ValidationError as exc:
