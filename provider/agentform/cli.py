@@ -93,10 +93,12 @@ def serve(
         )
 
 
-def _api_key(platform: LocalPlatform, environment: str) -> str:
-    """A run key for this CLI, created once per environment and kept 0600 in the state dir."""
-    path = state_dir() / "cli-keys" / environment
-    if path.exists():
+def _api_key(platform: LocalPlatform, environment: str, renew: bool = False) -> str:
+    """A run key for this CLI: created once per host and environment, kept 0600 in the state
+    dir, and replaced when the host no longer accepts it (`renew`)."""
+    host = platform.endpoint.url.split("://", 1)[-1].replace(":", "_").replace("/", "_")
+    path = state_dir() / "cli-keys" / host / environment
+    if path.exists() and not renew:
         return path.read_text().strip()
     key = str(_call(lambda: platform.post(f"/v1/environments/{environment}/api-keys"))["key"])
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,6 +106,15 @@ def _api_key(platform: LocalPlatform, environment: str) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(key)
     return key
+
+
+def _post(url: str, payload: Any, key: str) -> httpx.Response:
+    try:
+        return httpx.post(
+            url, json=payload, headers={"authorization": f"Bearer {key}"}, timeout=900
+        )
+    except httpx.TransportError:
+        fail(f"no Agentform host at {url.split('/run/')[0]}", "start one with `agentform serve`")
 
 
 @app.command()
@@ -136,18 +147,14 @@ def invoke(
             fail(f"--json is not valid JSON: {exc}")
     else:
         payload = {"inputs": text if text is not None else sys.stdin.read()}
-    if key is None:
+    url = f"{endpoint.rstrip('/')}/run/{environment}/{kind}/{name}"
+    if key is not None:
+        response = _post(url, payload, key)
+    else:
         with _admin(endpoint, token) as platform:
-            key = _api_key(platform, environment)
-    try:
-        response = httpx.post(
-            f"{endpoint.rstrip('/')}/run/{environment}/{kind}/{name}",
-            json=payload,
-            headers={"authorization": f"Bearer {key}"},
-            timeout=900,
-        )
-    except httpx.TransportError:
-        fail(f"no Agentform host at {endpoint}", "start one with `agentform serve`")
+            response = _post(url, payload, _api_key(platform, environment))
+            if response.status_code == 401:  # the kept key was revoked or the host reset
+                response = _post(url, payload, _api_key(platform, environment, renew=True))
     result = response.json() if response.content else {}
     if response.status_code >= 400:
         error = result.get("error", {}) if isinstance(result, dict) else {}

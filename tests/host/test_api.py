@@ -67,6 +67,15 @@ def test_jwt_sub_is_the_end_user(tmp_path: Path) -> None:
             algorithm="HS256",
         )
         assert host.client(scoped).post(url, json={}).status_code == 403
+        for claim in ("development-archive", 5):  # a string is not a list (nor a substring match)
+            odd = jwt.encode(
+                {"sub": "eve", "environments": claim},
+                "test-secret-of-32-bytes-or-more!!",
+                algorithm="HS256",
+            )
+            refused = host.client(odd).post(url, json={})
+            assert refused.status_code == 401, refused.text
+            assert "must be a list" in refused.json()["error"]["message"]
     finally:
         host.stop()
 
@@ -223,3 +232,18 @@ def test_jwts_signed_with_a_key_from_the_jwks_file(tmp_path: Path) -> None:
         )
     finally:
         host.stop()
+
+
+HUGE = """
+def main() -> str:
+    return "x" * (7 * 1024 * 1024)
+"""
+
+
+def test_responses_over_six_megabytes_are_refused(host: RunningHost, tmp_path: Path) -> None:
+    admin = host.admin()
+    key = setup_environment(admin)
+    deploy(admin, function_artifact(tmp_path, "huge", HUGE), "huge").raise_for_status()
+    response = host.client(key).post("/run/development/functions/huge", json={})
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "ResponseTooLarge"

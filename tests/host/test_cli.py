@@ -40,7 +40,8 @@ def test_invoke_and_status(host: RunningHost, tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["tag"] == "cli"
     assert "agentform traces" in first.stderr
-    key_file = host.state_dir / "cli-keys" / "development"
+    host_dir = host.url.split("://")[1].replace(":", "_")
+    key_file = host.state_dir / "cli-keys" / host_dir / "development"
     assert oct(key_file.stat().st_mode & 0o777) == "0o600"
     second = agentform(host, "invoke", "development/functions/pid", "--json", "{}", "--lineage")
     assert second.returncode == 0, second.stderr
@@ -48,6 +49,12 @@ def test_invoke_and_status(host: RunningHost, tmp_path: Path) -> None:
     assert (
         len(admin.get("/v1/environments/development/api-keys").json()) == 2
     )  # the CLI's key was reused
+
+    for listed in admin.get("/v1/environments/development/api-keys").json():  # revoke the CLI's key
+        admin.delete(f"/v1/environments/development/api-keys/{listed['id']}")
+    renewed = agentform(host, "invoke", "development/functions/pid", "--json", "{}")
+    assert renewed.returncode == 0, renewed.stderr
+    assert key_file.read_text().startswith("afk_")
 
     status = agentform(host, "status")
     assert status.returncode == 0, status.stderr

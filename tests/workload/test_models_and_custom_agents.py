@@ -208,3 +208,39 @@ def test_rotating_a_connection_secret_takes_effect_at_once(
         "Bearer sk-test-123",
         "Bearer sk-rotated-456",
     ]
+
+
+def test_a_connection_in_use_cannot_be_deleted(
+    host: RunningHost, model_server: ScriptedModelServer
+) -> None:
+    admin = host.admin()
+    setup_environment(admin)
+    deploy_model(admin, model_server).raise_for_status()
+    refused = admin.delete("/v1/connections/chat-key")
+    assert (
+        refused.status_code == 409
+        and "development/models/chat" in refused.json()["error"]["message"]
+    )
+
+
+def test_a_handoff_cycle_is_refused(host: RunningHost, model_server: ScriptedModelServer) -> None:
+    admin = host.admin()
+    key = setup_environment(admin)
+    deploy_model(admin, model_server).raise_for_status()
+    # Only the control plane can build a cycle (Pulumi resources cannot reference forward).
+    deploy_agent(admin, "ping", agents=("pong",)).raise_for_status()
+    deploy_agent(admin, "pong", agents=("ping",)).raise_for_status()
+    model_server.load(
+        [
+            {"tool_calls": [{"name": "transfer_to_pong", "arguments": {}}]},
+            {"tool_calls": [{"name": "transfer_to_ping", "arguments": {}}]},
+        ]
+    )
+    response = ask(host.client(key), "ping", "loop forever")
+    assert response.status_code == 508
+    assert response.json()["error"]["code"] == "LoopDetected"
+    records = admin.get(f"/v1/traces/{response.headers['x-agentform-trace-id']}").json()[
+        "executions"
+    ]
+    refused = [r for r in records if r["status"] == "refused"]
+    assert [(r["name"], r["error_class"]) for r in refused] == [("ping", "LoopDetected")]

@@ -128,6 +128,13 @@ class Authenticator:
         except jwt.InvalidTokenError as exc:
             raise ApiError(401, "Unauthorized", f"the JWT is not valid: {exc}") from None
         allowed = claims.get("environments")
-        if allowed is not None and environment not in allowed:
-            raise ApiError(403, "Forbidden", f"the JWT does not grant environment '{environment}'")
+        if allowed is not None:
+            if not isinstance(allowed, list) or not all(isinstance(e, str) for e in allowed):
+                raise ApiError(
+                    401, "Unauthorized", "the JWT's environments claim must be a list of names"
+                )
+            if environment not in allowed:
+                raise ApiError(
+                    403, "Forbidden", f"the JWT does not grant environment '{environment}'"
+                )
         return Identity(sub=str(claims["sub"]), via="jwt")

@@ -241,6 +241,13 @@ async def get_connection(name: PathName, host: Host) -> ConnectionView:
 
 @router.delete("/connections/{name}", status_code=204)
 async def delete_connection(name: PathName, host: Host) -> None:
+    users = [
+        f"{d.environment}/{d.kind}/{d.name}"
+        for d in host.store.list_deployments()
+        if d.spec.get("connection") == name
+    ]
+    if users:
+        raise ApiError(409, "InUse", f"connection '{name}' is used by {users}")
     if not host.store.delete_object("connection", name):
         raise not_found(f"connection '{name}'")
 

@@ -19,9 +19,9 @@ from agentform_runtime.host.auth import bearer
 from agentform_runtime.host.context import HostContext, host_of
 from agentform_runtime.host.errors import ApiError
 from agentform_runtime.host.hops import HOP_TOKEN_PREFIX
+from agentform_runtime.host.invoke import MAX_PAYLOAD_BYTES
 from agentform_runtime.specs import WorkloadKind, check_name
 
-MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's buffered payload limit, each way
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 router = APIRouter()

@@ -29,6 +29,7 @@ log = logging.getLogger("agentform.host")
 
 Key = tuple[str, str, str]
 USAGE_HEADER = "x-agentform-usage"
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's buffered payload limit, each way
 HOP_HEADER = "x-agentform-hop-token"
 
 
@@ -116,6 +117,8 @@ def _result(outcome: Outcome, headers: dict[str, str]) -> tuple[Result, str | No
     except ValueError:
         payload = None
     if not (isinstance(payload, dict) and "statusCode" in payload):
+        if len(outcome.body) > MAX_PAYLOAD_BYTES:
+            return _too_large(headers), "ResponseTooLarge"
         return Result(200, {**headers, "content-type": "application/json"}, outcome.body), None
     body = payload.get("body", "")
     if payload.get("isBase64Encoded"):
@@ -125,11 +128,20 @@ def _result(outcome: Outcome, headers: dict[str, str]) -> tuple[Result, str | No
     merged = {str(k).lower(): str(v) for k, v in (payload.get("headers") or {}).items()}
     merged.update(headers)
     merged.setdefault("content-type", "application/json")
+    if len(data) > MAX_PAYLOAD_BYTES:
+        return _too_large(headers), "ResponseTooLarge"
     status = int(payload["statusCode"])
     error_class = (
         (merged.get("x-agentform-error-class") or f"HTTP{status}") if status >= 400 else None
     )
     return Result(status, merged, data), error_class
+
+
+def _too_large(headers: dict[str, str]) -> Result:
+    failure = ApiError(
+        502, "ResponseTooLarge", f"the workload answered more than {MAX_PAYLOAD_BYTES} bytes"
+    )
+    return _error(failure, headers)
 
 
 def _usage(headers: dict[str, str]) -> tuple[int, int]:
@@ -181,10 +193,18 @@ class Invoker:
         try:
             if caller.hop is not None:
                 caller.hop.check_allowed(key)
+                if key in caller.hop.chain:
+                    path = " > ".join(f"{k}/{n}" for _, k, n in reversed(caller.hop.chain))
+                    raise ApiError(
+                        508,
+                        "LoopDetected",
+                        f"{key[1]}/{key[2]} is already handling this request ({path}); "
+                        "a handoff cycle was refused",
+                    )
             live = self.deployments.route(key)
             self.budgets.check(key, live.effective.token_budgets)
         except ApiError as exc:
-            if exc.status in (403, 429):  # a refusal of a real target: part of the lineage
+            if exc.status in (403, 429, 508):  # refusing a real target: part of the lineage
                 self._record(
                     key,
                     caller,
