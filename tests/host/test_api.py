@@ -247,3 +247,51 @@ def test_responses_over_six_megabytes_are_refused(host: RunningHost, tmp_path: P
     response = host.client(key).post("/run/development/functions/huge", json={})
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "ResponseTooLarge"
+
+
+def test_rule_changes_apply_to_live_deployments(host: RunningHost, tmp_path: Path) -> None:
+    admin = host.admin()
+    key = setup_environment(admin)
+    admin.put(
+        "/v1/policies/region", json={"type": "location", "values": ["europe"]}
+    ).raise_for_status()
+    admin.put("/v1/policies/france", json={"type": "location", "values": ["fr"]}).raise_for_status()
+    admin.put("/v1/environments/development", json={"policies": ["region"]}).raise_for_status()
+    artifact = function_artifact(tmp_path, "who", WHOAMI)
+    deploy(admin, artifact, "who", policies=["france"]).raise_for_status()
+    path = "/v1/environments/development/deployments/functions/who"
+
+    # A compatible change reaches the live deployment at once.
+    admin.put(
+        "/v1/policies/region", json={"type": "location", "values": ["fr", "de"]}
+    ).raise_for_status()
+    budget = {"type": "max_tokens", "budgets": [{"window": "day", "total": 9}]}
+    admin.put("/v1/policies/budget", json=budget).raise_for_status()
+    admin.put(
+        "/v1/environments/development", json={"policies": ["region", "budget"]}
+    ).raise_for_status()
+    effective = admin.get(path).json()["effective_policies"]
+    assert effective["locations"] == ["fr"]
+    assert effective["token_budgets"] == [
+        {"window": "day", "input": None, "output": None, "total": 9}
+    ]
+
+    # A change that leaves nothing allowed stops the deployment until its own update fixes it
+    # (as in one `pulumi up` that moves an environment and its deployments together).
+    admin.put("/v1/policies/region", json={"type": "location", "values": ["us"]}).raise_for_status()
+    assert admin.get(path).json()["status"] == "conflict"
+    refused = host.client(key).post("/run/development/functions/who", json={})
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "PolicyConflict"
+    admin.put("/v1/policies/usa", json={"type": "location", "values": ["us"]}).raise_for_status()
+    deploy(admin, artifact, "who", policies=["usa"]).raise_for_status()
+    assert admin.get(path).json()["status"] == "live"
+    assert host.client(key).post("/run/development/functions/who", json={}).status_code == 200
+
+    # After a restart a stranded deployment reports its conflict (not a silent 404).
+    admin.put(
+        "/v1/policies/region", json={"type": "location", "values": ["europe"]}
+    ).raise_for_status()
+    host.stop()
+    host.start()
+    assert host.admin().get(path).json()["status"] == "conflict"
+    assert host.client(key).post("/run/development/functions/who", json={}).status_code == 409

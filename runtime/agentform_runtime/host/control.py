@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
@@ -25,6 +26,7 @@ from agentform_runtime.specs import (
 )
 
 MAX_ARTIFACT_BYTES = 250 * 1024 * 1024
+log = logging.getLogger("agentform.host")
 
 
 def _admin(request: Request) -> None:
@@ -132,6 +134,16 @@ def _created(response: Response, created: bool) -> None:
     response.status_code = 201 if created else 200
 
 
+def _put_rules(host: HostContext, type_: str, name: str, body: dict[str, Any]) -> bool:
+    """Store an environment or a policy; every deployment's effective policies follow at once
+    (one left with nothing allowed stops serving until its own update fixes it)."""
+    created = host.store.put_object(type_, name, body)
+    conflicts = host.deployments.recompute_policies()
+    if conflicts:
+        log.warning("%s '%s' leaves nothing allowed for %s", type_, name, "; ".join(conflicts))
+    return created
+
+
 @router.get("/environments", response_model=list[EnvironmentView])
 async def list_environments(host: Host) -> list[EnvironmentView]:
     return [EnvironmentView(name=n, **b) for n, b in host.store.list_objects("environment").items()]
@@ -146,7 +158,7 @@ async def put_environment(
             raise ApiError(
                 400, "InvalidField", f"policies: policy '{policy}' does not exist", field="policies"
             )
-    _created(response, host.store.put_object("environment", env, spec.model_dump(mode="json")))
+    _created(response, _put_rules(host, "environment", env, spec.model_dump(mode="json")))
     return EnvironmentView(name=env, **spec.model_dump())
 
 
@@ -175,7 +187,7 @@ async def delete_environment(env: PathName, host: Host) -> None:
 async def put_policy(
     name: PathName, spec: PolicySpec, response: Response, host: Host
 ) -> PolicyView:
-    _created(response, host.store.put_object("policy", name, spec.model_dump(mode="json")))
+    _created(response, _put_rules(host, "policy", name, spec.model_dump(mode="json")))
     return PolicyView(name=name, **spec.model_dump())
 
 

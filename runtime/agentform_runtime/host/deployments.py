@@ -55,6 +55,7 @@ class Live:
     manifest: Manifest
     effective: EffectivePolicies
     pool: WorkerPool | None  # None while disabled
+    conflict: str | None = None  # set while its policies, combined, allow nothing
 
 
 def health_event() -> bytes:
@@ -102,15 +103,18 @@ class Deployments:
             try:
                 spec = DeploymentSpec(**row.spec)
                 manifest = self._manifest(spec)
-                effective = self._effective(row.environment, WorkloadKind(row.kind), spec)
             except (ApiError, ValidationError) as exc:
                 log.error("cannot restore %s/%s/%s: %s", row.environment, row.kind, row.name, exc)
+                self.store.set_deployment_status(
+                    row.environment, row.kind, row.name, "failed", f"cannot restore: {exc}"
+                )
                 continue
             key = (row.environment, row.kind, row.name)
             pool = self._pool(key, row.version, spec, manifest) if spec.enabled else None
-            self.live[key] = Live(spec, row.version, manifest, effective, pool)
+            self.live[key] = Live(spec, row.version, manifest, EffectivePolicies(), pool)
             if pool is not None:
                 self._background(pool.ensure_min())
+        self.recompute_policies()
         self._background(self._reap_forever())
 
     async def shutdown(self) -> int:
@@ -310,6 +314,25 @@ class Deployments:
 
     # --- operations ------------------------------------------------------------------------------
 
+    def recompute_policies(self) -> list[str]:
+        """Recompute every deployment's effective policies after an environment or a policy
+        changed. A deployment whose policies now allow nothing stops serving (409) until its
+        own update fixes them, which is how one `pulumi up` moves an environment and its
+        deployments together. Return the deployments in conflict."""
+        conflicts = []
+        for key, live in self.live.items():
+            try:
+                live.effective = self._effective(key[0], WorkloadKind(key[1]), live.spec)
+                conflict = None
+            except ApiError as exc:
+                conflict = exc.message
+                conflicts.append(f"{key[1]}/{key[2]} on '{key[0]}'")
+            if conflict != live.conflict:
+                live.conflict = conflict
+                status = "conflict" if conflict else ("live" if live.pool else "disabled")
+                self.store.set_deployment_status(*key, status, conflict or "")
+        return conflicts
+
     async def connection_changed(self, name: str) -> int:
         """Move deployments using connection `name` onto fresh workers, which read its new
         secrets; the old workers drain. The version is unchanged: it names the connection, not
@@ -441,6 +464,13 @@ class Deployments:
             if self.store.get_object("environment", key[0]) is None:
                 raise not_found(f"environment '{key[0]}'")
             raise not_found(f"{key[1]}/{key[2]} on environment '{key[0]}'")
+        if live.conflict is not None:
+            raise ApiError(
+                409,
+                "PolicyConflict",
+                f"{key[1]}/{key[2]} on '{key[0]}' cannot serve: {live.conflict}; "
+                "update its policies or its environment's",
+            )
         if live.pool is None:
             raise ApiError(
                 503,
