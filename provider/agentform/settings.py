@@ -21,11 +21,21 @@ def state_dir() -> Path:
     return Path(os.environ.get("AGENTFORM_STATE_DIR", Path.home() / ".agentform"))
 
 
-def _token_from_file() -> str:
+def token_from_file() -> str:
     try:
         return (state_dir() / "admin-token").read_text().strip()
     except OSError:
         return ""
+
+
+def resolve_endpoint(configured: str | None) -> str:
+    """`agentform:endpoint`, else $AGENTFORM_ENDPOINT, else the default local host."""
+    return (configured or os.environ.get("AGENTFORM_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def resolve_token(configured: str | None) -> str:
+    """`agentform:token`, else the local host's admin-token file."""
+    return configured or token_from_file()
 
 
 def connection_inputs() -> dict[str, pulumi.Input[str]]:
@@ -34,6 +44,8 @@ def connection_inputs() -> dict[str, pulumi.Input[str]]:
     platform = config.get("platform") or "local"
     if platform not in PLATFORMS:
         raise ValueError(f"agentform:platform is '{platform}'; supported: {', '.join(PLATFORMS)}")
-    endpoint = config.get("endpoint") or os.environ.get("AGENTFORM_ENDPOINT") or DEFAULT_ENDPOINT
-    token = config.get_secret("token") or pulumi.Output.secret(_token_from_file())
-    return {"agentform_endpoint": endpoint.rstrip("/"), "agentform_token": token}
+    token = config.get_secret("token") or pulumi.Output.secret(resolve_token(None))
+    return {
+        "agentform_endpoint": resolve_endpoint(config.get("endpoint")),
+        "agentform_token": token,
+    }

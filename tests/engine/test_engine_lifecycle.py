@@ -62,3 +62,20 @@ def test_environment_lifecycle(project_for, host: RunningHost) -> None:  # type:
 
     project.destroy()
     assert admin.get("/v1/environments/development").status_code == 404
+
+
+def test_refresh_and_destroy_follow_a_host_that_moved(project_for, host: RunningHost) -> None:  # type: ignore[no-untyped-def]
+    project = project_for("environment")
+    project.up()
+    old_url = host.url
+    host.stop()
+    host.start()  # the same state, on a new port
+    assert host.url != old_url
+    project.config("agentform:endpoint", host.url)
+    # Refresh and destroy use the provider configuration recorded by the last up (Pulumi's
+    # rule); an up with nothing to change records the new endpoint.
+    moved = change_summary(project.up())
+    assert moved["update"] == 0 and moved["create"] == 0
+    project.refresh()
+    project.destroy()
+    assert host.admin().get("/v1/environments/development").status_code == 404

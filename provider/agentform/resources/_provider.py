@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
+    ConfigureRequest,
     CreateResult,
     DiffResult,
     ReadResult,
@@ -24,6 +25,7 @@ from pulumi.dynamic import (
 from pydantic import BaseModel, ValidationError
 
 from agentform.platform import Endpoint, LocalPlatform, PlatformError
+from agentform.settings import resolve_endpoint, resolve_token
 from agentform_runtime.specs import check_name
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's sentinel for unknown values
@@ -105,15 +107,25 @@ class AgentformProvider(ResourceProvider):
             return failures
         return []
 
+    def configure(self, req: ConfigureRequest) -> None:
+        # The engine gives dynamic providers the stack's whole current configuration, so
+        # destroy and refresh reach the host where it is now, not where the state says it was.
+        self._configured = {
+            "endpoint": req.config.get("agentform:endpoint"),
+            "token": req.config.get("agentform:token"),
+        }
+
     @contextmanager
     def platform(self, props: dict[str, Any]) -> Iterator[LocalPlatform]:
-        token = props.get("agentform_token") or ""
+        configured = getattr(self, "_configured", {})
+        endpoint = resolve_endpoint(configured.get("endpoint"))
+        token = resolve_token(configured.get("token")) or props.get("agentform_token") or ""
         if not token:
             raise ProviderError(
                 f"{self.label}: no admin token: set `pulumi config set agentform:token --secret` "
                 "or start the local host with `agentform serve`"
             )
-        with LocalPlatform(Endpoint(props["agentform_endpoint"], token)) as platform:
+        with LocalPlatform(Endpoint(endpoint, token)) as platform:
             try:
                 yield platform
             except PlatformError as exc:
