@@ -14,14 +14,11 @@ import httpx
 class PlatformError(Exception):
     """A refusal from the platform, carrying its status, code and message."""
 
-    def __init__(
-        self, status: int, code: str, message: str, body: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
-        self.body = body or {}
 
 
 class HostUnreachable(PlatformError):
@@ -73,7 +70,6 @@ class LocalPlatform:
                 response.status_code,
                 error.get("code", f"HTTP{response.status_code}"),
                 error.get("message", response.text[:500]),
-                error,
             )
         return body
 

@@ -59,8 +59,6 @@ FLAVORS: dict[str, set[str]] = {
     "gpu": {"t4", "l4", "a10g", "a100", "h100"},
 }
 FLAVOR_VALUES: set[str] = set().union(*FLAVORS.values())
-TOKEN_WINDOWS = ("minute", "hour", "day", "month")
-TOKEN_KINDS = ("input", "output", "total")
 
 
 class PolicyType(StrEnum):

@@ -29,7 +29,6 @@ from agentform.settings import resolve_endpoint, resolve_token
 from agentform_runtime.specs import check_name
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's sentinel for unknown values
-CONNECTION_KEYS = ("agentform_endpoint", "agentform_token")
 
 
 def is_unknown(value: Any) -> bool:

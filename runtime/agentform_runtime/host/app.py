@@ -112,7 +112,6 @@ def create_app(config: HostConfig) -> FastAPI:
             deployments,
             auth,
             hops,
-            budgets,
             invoker,
             config.public_url,
         )

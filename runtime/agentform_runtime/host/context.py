@@ -8,7 +8,6 @@ from starlette.requests import Request
 
 from agentform_runtime.host.artifacts import ArtifactStore
 from agentform_runtime.host.auth import Authenticator
-from agentform_runtime.host.budgets import Budgets
 from agentform_runtime.host.deployments import Deployments
 from agentform_runtime.host.hops import HopRegistry
 from agentform_runtime.host.invoke import Invoker
@@ -26,7 +25,6 @@ class HostContext:
     deployments: Deployments
     auth: Authenticator
     hops: HopRegistry
-    budgets: Budgets
     invoker: Invoker
     public_url: str
 

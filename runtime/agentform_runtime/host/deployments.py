@@ -8,7 +8,6 @@ version finish there while it drains. A failed readiness check leaves the old ve
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -484,8 +483,3 @@ class Deployments:
         if live is None or live.pool is None:
             return []
         return [{"worker": w.id, "pid": w.pid} for w in live.pool.workers()]
-
-    async def stop_all_for(self, environment: str) -> None:
-        for key in [k for k in self.live if k[0] == environment]:
-            with contextlib.suppress(ApiError):
-                await self.delete(key)

@@ -280,7 +280,6 @@ class WorkerPool:
         self._changed = asyncio.Condition()
         self.in_flight = 0
         self.draining = False
-        self.cold_starts = 0
         self._failed_starts = 0
         self._retry_at = 0.0
 
@@ -301,7 +300,6 @@ class WorkerPool:
         try:
             worker = Worker(self.spec, self._api)
             await worker.start()
-            self.cold_starts += 1
             return worker
         except OSError as exc:
             raise WorkerInitError(f"cannot start a worker: {exc}") from exc
