@@ -82,3 +82,14 @@ def test_errors_are_one_line_with_a_hint(host: RunningHost) -> None:
     assert "Traceback" not in unreachable.stderr
     bad_target = agentform(host, "invoke", "nonsense")
     assert bad_target.returncode == 1 and "is not ENV/KIND/NAME" in bad_target.stderr
+
+
+def test_serve_on_a_busy_port_is_one_line(host: RunningHost, tmp_path: Path) -> None:
+    busy = agentform(
+        None, "serve", "--port", str(host.port), "--state-dir", str(tmp_path / "other")
+    )
+    assert busy.returncode == 1
+    assert busy.stderr.startswith(
+        f"error: cannot listen on 127.0.0.1:{host.port}: Address already in use"
+    )
+    assert "Traceback" not in busy.stderr
