@@ -15,7 +15,7 @@ from rich.table import Table
 
 from agentform.lineage import lineage_tree
 from agentform.platform import Endpoint, LocalPlatform, PlatformError
-from agentform.settings import DEFAULT_ENDPOINT, state_dir, token_from_file
+from agentform.settings import DEFAULT_ENDPOINT, resolve_token, state_dir
 from agentform_runtime.host import server
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -44,7 +44,7 @@ def fail(message: str, hint: str = "") -> NoReturn:
 
 
 def _admin(endpoint: str, token: str | None) -> LocalPlatform:
-    token = token or token_from_file()
+    token = resolve_token(token)
     if not token:
         fail(
             f"no admin token in {state_dir() / 'admin-token'}",

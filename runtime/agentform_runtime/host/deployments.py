@@ -332,11 +332,10 @@ class Deployments:
                 self.store.set_deployment_status(*key, status, conflict or "")
         return conflicts
 
-    async def connection_changed(self, name: str) -> int:
+    async def connection_changed(self, name: str) -> None:
         """Move deployments using connection `name` onto fresh workers, which read its new
         secrets; the old workers drain. The version is unchanged: it names the connection, not
-        its secrets. Return how many deployments moved."""
-        moved = 0
+        its secrets."""
         for key, live in list(self.live.items()):
             if live.spec.connection != name or live.pool is None:
                 continue
@@ -348,8 +347,6 @@ class Deployments:
                 current.pool = self._pool(key, current.version, current.spec, current.manifest)
                 self._retire(old)
                 self._background(current.pool.ensure_min())
-                moved += 1
-        return moved
 
     def lock(self, key: Key) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())

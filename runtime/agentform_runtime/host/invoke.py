@@ -117,20 +117,19 @@ def _result(outcome: Outcome, headers: dict[str, str]) -> tuple[Result, str | No
     except ValueError:
         payload = None
     if not (isinstance(payload, dict) and "statusCode" in payload):
-        if len(outcome.body) > MAX_PAYLOAD_BYTES:
-            return _too_large(headers), "ResponseTooLarge"
-        return Result(200, {**headers, "content-type": "application/json"}, outcome.body), None
-    body = payload.get("body", "")
-    if payload.get("isBase64Encoded"):
-        data = base64.b64decode(body)
+        status, merged, data = 200, {**headers, "content-type": "application/json"}, outcome.body
     else:
-        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-    merged = {str(k).lower(): str(v) for k, v in (payload.get("headers") or {}).items()}
-    merged.update(headers)
-    merged.setdefault("content-type", "application/json")
+        body = payload.get("body", "")
+        if payload.get("isBase64Encoded"):
+            data = base64.b64decode(body)
+        else:
+            data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        merged = {str(k).lower(): str(v) for k, v in (payload.get("headers") or {}).items()}
+        merged.update(headers)
+        merged.setdefault("content-type", "application/json")
+        status = int(payload["statusCode"])
     if len(data) > MAX_PAYLOAD_BYTES:
         return _too_large(headers), "ResponseTooLarge"
-    status = int(payload["statusCode"])
     error_class = (
         (merged.get("x-agentform-error-class") or f"HTTP{status}") if status >= 400 else None
     )
