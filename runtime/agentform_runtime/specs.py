@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -37,6 +37,28 @@ class WorkloadKind(StrEnum):
     AGENTS = "agents"
     FUNCTIONS = "functions"
     MODELS = "models"
+
+
+class DeploymentKey(NamedTuple):
+    """Which deployment: one workload (kind and name) on one environment."""
+
+    environment: str
+    kind: str  # a WorkloadKind value
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.name} on '{self.environment}'"
+
+
+# --- Headers the host and the workload exchange ------------------------------------------
+
+REQUEST_ID_HEADER = "x-agentform-request-id"
+TRACE_ID_HEADER = "x-agentform-trace-id"
+IDENTITY_HEADER = "x-agentform-identity"  # the end user the request acts for
+HOP_TOKEN_HEADER = "x-agentform-hop-token"  # what the workload presents for its own calls
+VERSION_HEADER = "x-agentform-version"  # the version that answered
+USAGE_HEADER = "x-agentform-usage"  # model tokens used, {"input": n, "output": n}
+ERROR_CLASS_HEADER = "x-agentform-error-class"  # a workload's structured error code
 
 
 class Strict(BaseModel):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agentform.packaging import PackagingError, build_artifact
-from agentform_runtime.host.artifacts import digest_of
+from agentform_runtime.host.state.artifacts import digest_of
 from agentform_runtime.specs import DeploymentSpec, Manifest, WorkloadKind, version_of
 
 MANIFEST = Manifest(kind=WorkloadKind.FUNCTIONS, name="add", entrypoint="tool:main")

@@ -15,19 +15,22 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Route
 
-from agentform_runtime.host import control, gateway
-from agentform_runtime.host.artifacts import ArtifactStore
+from agentform_runtime.errors import AgentformError
+from agentform_runtime.host.api import control, gateway
+from agentform_runtime.host.api.mcp import McpEndpoint
+from agentform_runtime.host.api.responses import error_response
 from agentform_runtime.host.auth import Authenticator, JwtVerifier
 from agentform_runtime.host.budgets import Budgets, clock_from
+from agentform_runtime.host.catalog import Catalog
 from agentform_runtime.host.context import HostContext
 from agentform_runtime.host.deployments import Deployments
-from agentform_runtime.host.errors import ApiError, error_response
 from agentform_runtime.host.hops import HopRegistry
 from agentform_runtime.host.invoke import Invoker
-from agentform_runtime.host.mcp import McpEndpoint
-from agentform_runtime.host.runtime_api import RuntimeApi
-from agentform_runtime.host.secrets import SecretBox, read_or_create
-from agentform_runtime.host.store import Store
+from agentform_runtime.host.lineage import LineageRecorder
+from agentform_runtime.host.running.runtime_api import RuntimeApi
+from agentform_runtime.host.state.artifacts import ArtifactStore
+from agentform_runtime.host.state.secrets import SecretBox, read_or_create
+from agentform_runtime.host.state.store import Store
 
 log = logging.getLogger("agentform.host")
 
@@ -48,37 +51,45 @@ def admin_token(state_dir: Path) -> str:
 
 
 def _validation_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
     problems = []
     fields = []
-    for error in exc.errors():
+    for error in errors:
         location = [str(p) for p in error.get("loc", ()) if p not in ("body", "path", "query")]
         name = ".".join(location) or "body"
         fields.append(name)
         message = error.get("msg", "invalid")
         if error.get("type") == "json_invalid":
             return error_response(
-                400, "MalformedJson", f"the request body is not valid JSON: {message}"
+                AgentformError(
+                    400, "MalformedJson", f"the request body is not valid JSON: {message}"
+                )
             )
         problems.append(f"{name}: {message}")
-    return error_response(400, "InvalidField", "; ".join(problems), fields=fields)
+    return error_response(AgentformError(400, "InvalidField", "; ".join(problems), fields=fields))
 
 
 def _http_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
     codes = {404: "NotFound", 405: "MethodNotAllowed"}
-    return error_response(exc.status_code, codes.get(exc.status_code, "HttpError"), str(exc.detail))
+    detail = exc.detail if isinstance(exc, HTTPException) else str(exc)
+    return error_response(AgentformError(status, codes.get(status, "HttpError"), str(detail)))
 
 
-def _api_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return exc.response()
+def _agentform_error(_: Request, exc: Exception) -> Response:
+    if isinstance(exc, AgentformError):
+        return error_response(exc)
+    return _unexpected(_, exc)
 
 
 def _unexpected(_: Request, exc: Exception) -> Response:
     log.exception("unexpected error", exc_info=exc)
     return error_response(
-        500, "InternalError", f"{type(exc).__name__}: the host hit an unexpected error; see its log"
+        AgentformError(
+            500,
+            "InternalError",
+            f"{type(exc).__name__}: the host hit an unexpected error; see its log",
+        )
     )
 
 
@@ -95,25 +106,18 @@ def create_app(config: HostConfig) -> FastAPI:
         if failed:
             log.warning("marked %d executions interrupted by the last stop as failed", failed)
         artifacts = ArtifactStore(state_dir / "artifacts")
-        box = SecretBox(state_dir / "secret.key")
-        runtime_api = RuntimeApi()
-        deployments = Deployments(store, artifacts, box, runtime_api, state_dir, config.public_url)
+        catalog = Catalog(store, SecretBox(state_dir / "secret.key"))
+        deployments = Deployments(
+            store, catalog, artifacts, RuntimeApi(), state_dir / "logs", config.public_url
+        )
         auth = Authenticator(
             store, admin_token(state_dir), JwtVerifier(config.jwt_secret, config.jwks_file)
         )
         hops = HopRegistry()
         budgets = Budgets(store, clock_from(config.clock_file))
-        invoker = Invoker(store, deployments, hops, budgets)
+        invoker = Invoker(deployments, hops, budgets, LineageRecorder(store))
         app.state.host = HostContext(
-            store,
-            artifacts,
-            box,
-            runtime_api,
-            deployments,
-            auth,
-            hops,
-            invoker,
-            config.public_url,
+            store, catalog, artifacts, deployments, auth, hops, invoker, config.public_url
         )
         await deployments.boot()
         try:
@@ -143,6 +147,6 @@ def create_app(config: HostConfig) -> FastAPI:
 
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(AgentformError, _agentform_error)
     app.add_exception_handler(Exception, _unexpected)
     return app

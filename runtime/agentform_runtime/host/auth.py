@@ -19,8 +19,8 @@ from typing import Any
 import jwt
 from jwt.types import Options
 
-from agentform_runtime.host.errors import ApiError
-from agentform_runtime.host.store import Store
+from agentform_runtime.errors import AgentformError
+from agentform_runtime.host.state.store import Store
 
 API_KEY_PREFIX = "afk_"
 
@@ -30,7 +30,6 @@ class Identity:
     """The end user a request acts for."""
 
     sub: str
-    via: str  # "api-key" or "jwt"
 
 
 def hash_key(key: str) -> str:
@@ -69,7 +68,8 @@ class JwtVerifier:
             except jwt.InvalidTokenError:
                 if self._jwks is None:
                     raise
-        assert self._jwks is not None
+        if self._jwks is None:
+            raise jwt.InvalidTokenError("JWTs are not configured")
         kid = jwt.get_unverified_header(token).get("kid")
         keys = [k for k in self._jwks.keys if kid is None or k.key_id == kid]
         if not keys:
@@ -93,16 +93,16 @@ class Authenticator:
     def admin(self, headers: Any) -> None:
         token = bearer(headers)
         if token is None:
-            raise ApiError(
+            raise AgentformError(
                 401, "Unauthorized", "send the admin token as 'Authorization: Bearer <token>'"
             )
         if not hmac.compare_digest(token, self.admin_token):
-            raise ApiError(401, "Unauthorized", "the admin token is not valid")
+            raise AgentformError(401, "Unauthorized", "the admin token is not valid")
 
     def end_user(self, headers: Any, environment: str) -> Identity:
         token = bearer(headers)
         if token is None:
-            raise ApiError(
+            raise AgentformError(
                 401,
                 "Unauthorized",
                 "send an environment API key or a JWT as 'Authorization: Bearer <token>'",
@@ -110,31 +110,31 @@ class Authenticator:
         if token.startswith(API_KEY_PREFIX):
             found = self.store.find_api_key(hash_key(token))
             if found is None:
-                raise ApiError(401, "Unauthorized", "the API key is not valid or was revoked")
+                raise AgentformError(401, "Unauthorized", "the API key is not valid or was revoked")
             key_id, key_environment = found
             if key_environment != environment:
-                raise ApiError(
+                raise AgentformError(
                     403,
                     "Forbidden",
                     f"this API key belongs to environment '{key_environment}', not '{environment}'",
                 )
-            return Identity(sub=f"api-key:{key_id}", via="api-key")
+            return Identity(sub=f"api-key:{key_id}")
         if not self.jwt.enabled:
-            raise ApiError(
+            raise AgentformError(
                 401, "Unauthorized", "the token is not an API key and JWTs are not configured"
             )
         try:
             claims = self.jwt.verify(token)
         except jwt.InvalidTokenError as exc:
-            raise ApiError(401, "Unauthorized", f"the JWT is not valid: {exc}") from None
+            raise AgentformError(401, "Unauthorized", f"the JWT is not valid: {exc}") from None
         allowed = claims.get("environments")
         if allowed is not None:
             if not isinstance(allowed, list) or not all(isinstance(e, str) for e in allowed):
-                raise ApiError(
+                raise AgentformError(
                     401, "Unauthorized", "the JWT's environments claim must be a list of names"
                 )
             if environment not in allowed:
-                raise ApiError(
+                raise AgentformError(
                     403, "Forbidden", f"the JWT does not grant environment '{environment}'"
                 )
-        return Identity(sub=str(claims["sub"]), via="jwt")
+        return Identity(sub=str(claims["sub"]))

@@ -11,11 +11,10 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agentform_runtime.host.errors import ApiError
-from agentform_runtime.host.store import Store
-from agentform_runtime.specs import TokenBudget
+from agentform_runtime.errors import AgentformError
+from agentform_runtime.host.state.store import Store
+from agentform_runtime.specs import DeploymentKey, TokenBudget
 
-Key = tuple[str, str, str]
 _SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 
 
@@ -47,19 +46,19 @@ class Budgets:
         self.store = store
         self.clock = clock
 
-    def check(self, key: Key, budgets: Iterable[TokenBudget]) -> None:
+    def check(self, key: DeploymentKey, budgets: Iterable[TokenBudget]) -> None:
         """Raise 429 when a budget of `key` is used up in its current window."""
         now = self.clock()
         for budget in budgets:
             start = window_start(budget.window, now)
-            used_in, used_out = self.store.token_usage(*key, budget.window, start)
+            used_in, used_out = self.store.token_usage(key, budget.window, start)
             for limit, used, what in (
                 (budget.input, used_in, "input"),
                 (budget.output, used_out, "output"),
                 (budget.total, used_in + used_out, "total"),
             ):
                 if limit is not None and used >= limit:
-                    raise ApiError(
+                    raise AgentformError(
                         429,
                         "TokenBudgetExceeded",
                         f"{key[1]}/{key[2]} used {used} of its {limit} {what} tokens this "
@@ -67,14 +66,14 @@ class Budgets:
                         retry_after_s=max(1, int(_next_window(budget.window, start) - now)),
                     )
 
-    def add(self, keys: Iterable[Key], input_tokens: int, output_tokens: int) -> None:
+    def add(self, keys: Iterable[DeploymentKey], input_tokens: int, output_tokens: int) -> None:
         if not input_tokens and not output_tokens:
             return
         now = self.clock()
         for key in keys:
             for window in ("minute", "hour", "day", "month"):
                 self.store.add_token_usage(
-                    *key, window, window_start(window, now), input_tokens, output_tokens
+                    key, window, window_start(window, now), input_tokens, output_tokens
                 )
 
 

@@ -10,26 +10,26 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
-from agentform_runtime.host.errors import ApiError
-from agentform_runtime.specs import Manifest, WorkloadKind
+from agentform_runtime.errors import AgentformError
+from agentform_runtime.specs import DeploymentKey, Manifest, WorkloadKind
 
 HOP_TOKEN_PREFIX = "afh_"
-
-Key = tuple[str, str, str]
 
 
 @dataclass(frozen=True)
 class Hop:
     """The invocation a hop comes from."""
 
-    caller: Key
+    caller: DeploymentKey
     request_id: str
     trace_id: str
     identity: str
     manifest: Manifest
-    chain: tuple[Key, ...] = field(default=())  # the caller and every ancestor, nearest first
+    chain: tuple[DeploymentKey, ...] = field(
+        default=()
+    )  # the caller and every ancestor, nearest first
 
-    def check_allowed(self, target: Key) -> None:
+    def check_allowed(self, target: DeploymentKey) -> None:
         """Raise 403 unless the caller's version declares `target`."""
         environment, kind, name = target
         declared = {
@@ -39,13 +39,13 @@ class Hop:
         }[kind]
         caller = f"{self.caller[1]}/{self.caller[2]}"
         if environment != self.caller[0]:
-            raise ApiError(
+            raise AgentformError(
                 403,
                 "NotDeclared",
                 f"{caller} on '{self.caller[0]}' may not call into environment '{environment}'",
             )
         if name not in declared:
-            raise ApiError(
+            raise AgentformError(
                 403,
                 "NotDeclared",
                 f"{caller} does not declare {kind}/{name}; it may call {kind} {sorted(declared)}",
@@ -69,7 +69,7 @@ class HopRegistry:
     def resolve(self, token: str) -> Hop:
         hop = self._hops.get(token)
         if hop is None:
-            raise ApiError(
+            raise AgentformError(
                 401, "Unauthorized", "the hop token is unknown or its invocation has ended"
             )
         return hop

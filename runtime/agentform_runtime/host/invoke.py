@@ -16,21 +16,27 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentform_runtime.errors import AgentformError
 from agentform_runtime.host.budgets import Budgets
 from agentform_runtime.host.deployments import Deployments
-from agentform_runtime.host.errors import ApiError
 from agentform_runtime.host.hops import Hop, HopRegistry
-from agentform_runtime.host.runtime_api import Invocation, Outcome
-from agentform_runtime.host.store import ExecutionRow, Store
-from agentform_runtime.host.workers import InvocationFailed
-from agentform_runtime.specs import WorkloadKind
+from agentform_runtime.host.lineage import Execution, LineageRecorder
+from agentform_runtime.host.running.runtime_api import Invocation, Outcome
+from agentform_runtime.specs import (
+    ERROR_CLASS_HEADER,
+    HOP_TOKEN_HEADER,
+    IDENTITY_HEADER,
+    REQUEST_ID_HEADER,
+    TRACE_ID_HEADER,
+    USAGE_HEADER,
+    VERSION_HEADER,
+    DeploymentKey,
+    WorkloadKind,
+)
 
 log = logging.getLogger("agentform.host")
 
-Key = tuple[str, str, str]
-USAGE_HEADER = "x-agentform-usage"
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's buffered payload limit, each way
-HOP_HEADER = "x-agentform-hop-token"
 
 
 @dataclass(frozen=True)
@@ -65,11 +71,11 @@ class Result:
         return json.loads(self.body)
 
 
-def _error(exc: ApiError, headers: dict[str, str], **extra: Any) -> Result:
-    status = exc.status
-    body = {"error": {"code": exc.code, "message": exc.message, **extra}}
+def _error(exc: AgentformError, headers: dict[str, str]) -> Result:
     return Result(
-        status, {**headers, "content-type": "application/json"}, json.dumps(body).encode()
+        exc.status,
+        {**headers, "content-type": "application/json"},
+        json.dumps(exc.body()).encode(),
     )
 
 
@@ -88,7 +94,7 @@ def _event(request: Request, context: dict[str, str]) -> bytes:
             "rawQueryString": request.query,
             "headers": headers,
             "requestContext": {
-                "requestId": context["x-agentform-request-id"],
+                "requestId": context[REQUEST_ID_HEADER],
                 "http": {
                     "method": request.method,
                     "path": request.path,
@@ -110,8 +116,10 @@ def _result(outcome: Outcome, headers: dict[str, str]) -> tuple[Result, str | No
         except ValueError:
             error = {"errorMessage": outcome.body.decode(errors="replace")}
         error_type = str(error.get("errorType") or outcome.error_type)
-        failure = InvocationFailed(502, "FunctionError", str(error.get("errorMessage", "")))
-        return _error(failure, headers, type=error_type), error_type
+        failure = AgentformError(
+            502, "FunctionError", str(error.get("errorMessage", "")), type=error_type
+        )
+        return _error(failure, headers), error_type
     try:
         payload = json.loads(outcome.body) if outcome.body else None
     except ValueError:
@@ -130,14 +138,12 @@ def _result(outcome: Outcome, headers: dict[str, str]) -> tuple[Result, str | No
         status = int(payload["statusCode"])
     if len(data) > MAX_PAYLOAD_BYTES:
         return _too_large(headers), "ResponseTooLarge"
-    error_class = (
-        (merged.get("x-agentform-error-class") or f"HTTP{status}") if status >= 400 else None
-    )
+    error_class = (merged.get(ERROR_CLASS_HEADER) or f"HTTP{status}") if status >= 400 else None
     return Result(status, merged, data), error_class
 
 
 def _too_large(headers: dict[str, str]) -> Result:
-    failure = ApiError(
+    failure = AgentformError(
         502, "ResponseTooLarge", f"the workload answered more than {MAX_PAYLOAD_BYTES} bytes"
     )
     return _error(failure, headers)
@@ -152,90 +158,66 @@ def _usage(headers: dict[str, str]) -> tuple[int, int]:
 
 
 class Invoker:
+    """Runs invocations: checks, lineage, hop tokens, workers, token counting."""
+
     def __init__(
-        self, store: Store, deployments: Deployments, hops: HopRegistry, budgets: Budgets
+        self,
+        deployments: Deployments,
+        hops: HopRegistry,
+        budgets: Budgets,
+        lineage: LineageRecorder,
     ) -> None:
-        self.store = store
         self.deployments = deployments
         self.hops = hops
         self.budgets = budgets
+        self.lineage = lineage
 
-    def _record(
-        self,
-        key: Key,
-        caller: Caller,
-        request: Request,
-        request_id: str,
-        started: float | None = None,
-        **outcome: Any,
-    ) -> None:
-        """Write the audit record of one execution (or refusal) of `key`."""
-        environment, kind, name = key
-        self.store.start_execution(
-            ExecutionRow(
-                request_id=request_id,
-                trace_id=caller.trace_id,
-                parent_id=caller.parent_id,
-                environment=environment,
-                kind=kind,
-                name=name,
-                path=request.path,
-                identity=caller.identity,
-                started=started or time.time(),
-                **outcome,
-            )
-        )
-
-    async def invoke(self, key: Key, caller: Caller, request: Request) -> Result:
+    async def invoke(self, key: DeploymentKey, caller: Caller, request: Request) -> Result:
         request_id = uuid.uuid4().hex
-        headers = {"x-agentform-request-id": request_id, "x-agentform-trace-id": caller.trace_id}
+        headers = {REQUEST_ID_HEADER: request_id, TRACE_ID_HEADER: caller.trace_id}
+        execution = Execution(
+            request_id, caller.trace_id, caller.parent_id, caller.identity, request.path
+        )
         try:
             if caller.hop is not None:
                 caller.hop.check_allowed(key)
                 if key in caller.hop.chain:
                     path = " > ".join(f"{k}/{n}" for _, k, n in reversed(caller.hop.chain))
-                    raise ApiError(
+                    raise AgentformError(
                         508,
                         "LoopDetected",
-                        f"{key[1]}/{key[2]} is already handling this request ({path}); "
+                        f"{key.kind}/{key.name} is already handling this request ({path}); "
                         "a handoff cycle was refused",
                     )
             live = self.deployments.route(key)
             self.budgets.check(key, live.effective.token_budgets)
-        except ApiError as exc:
+        except AgentformError as exc:
             if exc.status in (403, 429, 508):  # refusing a real target: part of the lineage
-                self._record(
-                    key,
-                    caller,
-                    request,
-                    request_id,
-                    status="refused",
-                    duration_ms=0.0,
-                    http_status=exc.status,
-                    error_class=exc.code,
-                    error=exc.message,
-                )
-            return _error(exc, headers, **exc.extra)
+                self.lineage.refused(key, execution, exc.status, exc.code, exc.message)
+            return _error(exc, headers)
         # No await between routing and pool.invoke(): a draining pool counts this request
-        # in flight before it can stop (see WorkerPool.drain).
+        # in flight before it can stop (see WorkerPool.drain). `route` only returns
+        # deployments that have a pool.
         pool = live.pool
-        assert pool is not None
+        if pool is None:
+            return _error(
+                AgentformError(503, "DeploymentDisabled", f"{key} is deactivated"), headers
+            )
         chain = (key, *(caller.hop.chain if caller.hop else ()))
         hop_token = self.hops.issue(
             Hop(key, request_id, caller.trace_id, caller.identity, live.manifest, chain)
         )
         traceparent = f"00-{caller.trace_id}-{request_id[:16]}-01"
         context = {
-            "x-agentform-request-id": request_id,
-            "x-agentform-trace-id": caller.trace_id,
-            "x-agentform-identity": caller.identity,
-            "x-agentform-environment": key[0],
+            REQUEST_ID_HEADER: request_id,
+            TRACE_ID_HEADER: caller.trace_id,
+            IDENTITY_HEADER: caller.identity,
             "traceparent": traceparent,
-            HOP_HEADER: hop_token,
+            HOP_TOKEN_HEADER: hop_token,
         }
-        headers.update({"x-agentform-version": live.version, "traceparent": traceparent})
+        headers.update({VERSION_HEADER: live.version, "traceparent": traceparent})
         started = time.time()
-        self._record(key, caller, request, request_id, started, version=live.version)
+        self.lineage.started(key, execution, live.version, started)
         invocation = Invocation(
             request_id=request_id,
             event=_event(request, context),
@@ -251,25 +233,26 @@ class Invoker:
                 error_text = outcome.body.decode(errors="replace")
             elif error_class is not None:
                 error_text = result.body.decode(errors="replace")[:2000]
-        except InvocationFailed as exc:
+        except AgentformError as exc:
             result, error_class, error_text = _error(exc, headers), exc.code, exc.message
         except Exception as exc:  # never leave the record running or answer without ids
             log.exception("invocation %s of %s failed unexpectedly", request_id, key)
-            failure = ApiError(500, "InternalError", f"{type(exc).__name__}: see the host log")
+            failure = AgentformError(
+                500, "InternalError", f"{type(exc).__name__}: see the host log"
+            )
             result, error_class, error_text = _error(failure, headers), failure.code, repr(exc)
         finally:
             self.hops.revoke(hop_token)
         input_tokens, output_tokens = _usage(result.headers)
-        if key[1] == WorkloadKind.MODELS.value:
+        if key.kind == WorkloadKind.MODELS.value:
             self.budgets.add(chain, input_tokens, output_tokens)
-        self.store.finish_execution(
+        self.lineage.finished(
             request_id,
-            status="ok" if result.status < 400 else "error",
-            http_status=result.status,
-            duration_ms=(time.time() - started) * 1000,
-            error_class=error_class,
-            error=error_text,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
+            result.status,
+            (time.time() - started) * 1000,
+            error_class,
+            error_text,
+            input_tokens,
+            output_tokens,
         )
         return result

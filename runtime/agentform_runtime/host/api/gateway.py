@@ -14,13 +14,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from agentform_runtime.errors import AgentformError
 from agentform_runtime.host import invoke
 from agentform_runtime.host.auth import bearer
 from agentform_runtime.host.context import HostContext, host_of
-from agentform_runtime.host.errors import ApiError
 from agentform_runtime.host.hops import HOP_TOKEN_PREFIX
 from agentform_runtime.host.invoke import MAX_PAYLOAD_BYTES
-from agentform_runtime.specs import WorkloadKind, check_name
+from agentform_runtime.specs import DeploymentKey, WorkloadKind, check_name
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
@@ -28,7 +28,7 @@ router = APIRouter()
 
 
 async def read_payload(request: Request) -> bytes:
-    too_large = ApiError(
+    too_large = AgentformError(
         413, "PayloadTooLarge", f"request bodies are limited to {MAX_PAYLOAD_BYTES} bytes"
     )
     declared = request.headers.get("content-length")
@@ -61,11 +61,11 @@ def caller_of(host: HostContext, headers: Any, environment: str) -> invoke.Calle
     return invoke.Caller(identity.sub, trace_id, parent)
 
 
-def target_of(env: str, kind: str, name: str) -> tuple[str, str, str]:
+def target_of(env: str, kind: str, name: str) -> DeploymentKey:
     try:
-        return check_name(env), WorkloadKind(kind).value, check_name(name)
+        return DeploymentKey(check_name(env), WorkloadKind(kind).value, check_name(name))
     except ValueError as exc:
-        raise ApiError(404, "NotFound", f"no such workload: {exc}") from None
+        raise AgentformError(404, "NotFound", f"no such workload: {exc}") from None
 
 
 @router.api_route(
@@ -85,7 +85,7 @@ async def run(request: Request, env: str, kind: str, name: str, path: str = "") 
         try:
             json.loads(body)
         except ValueError as exc:
-            raise ApiError(
+            raise AgentformError(
                 400, "MalformedJson", f"the request body is not valid JSON: {exc}"
             ) from None
     result = await host.invoker.invoke(

@@ -8,15 +8,16 @@ which is what WAL guarantees, and cheap on the request path).
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from agentform_runtime.specs import DeploymentKey, DeploymentSpec
 
 KEPT_VERSIONS = 10
 
@@ -55,21 +56,38 @@ CREATE TABLE IF NOT EXISTS token_usage (
 """
 
 
+ObjectType = Literal["environment", "policy", "connection"]
+Body = TypeVar("Body", bound=BaseModel)
+
+
+class StoredConnection(BaseModel):
+    """A connection as stored: its secret values sealed by the secret box."""
+
+    provider: str
+    config: dict[str, str] = Field(default_factory=dict)
+    secret_keys: list[str] = Field(default_factory=list)
+    sealed: str = ""
+
+
 class DeploymentRow(BaseModel):
     environment: str
     kind: str
     name: str
-    spec: dict[str, Any]
+    spec: DeploymentSpec
     version: str
     status: str
     message: str
     created: float
     updated: float
 
+    @property
+    def key(self) -> DeploymentKey:
+        return DeploymentKey(self.environment, self.kind, self.name)
+
 
 class VersionRow(BaseModel):
     version: str
-    spec: dict[str, Any]
+    spec: DeploymentSpec
     deployed: float
 
 
@@ -129,7 +147,7 @@ class Store:
 
     # --- named objects: environments, policies, connections ----------------------------
 
-    def put_object(self, type_: str, name: str, body: dict[str, Any]) -> bool:
+    def put_object(self, type_: ObjectType, name: str, body: BaseModel) -> bool:
         """Create or replace; return True when it was created."""
         now = time.time()
         with self.transaction() as db:
@@ -143,23 +161,23 @@ class Store:
                 "INSERT INTO objects (type, name, body, created, updated) VALUES (?,?,?,?,?) "
                 "ON CONFLICT (type, name) DO UPDATE "
                 "SET body=excluded.body, updated=excluded.updated",
-                (type_, name, json.dumps(body), now, now),
+                (type_, name, body.model_dump_json(), now, now),
             )
         return created
 
-    def get_object(self, type_: str, name: str) -> dict[str, Any] | None:
+    def get_object(self, type_: ObjectType, name: str, model: type[Body]) -> Body | None:
         row = self._db.execute(
             "SELECT body FROM objects WHERE type=? AND name=?", (type_, name)
         ).fetchone()
-        return None if row is None else dict(json.loads(row["body"]))
+        return None if row is None else model.model_validate_json(row["body"])
 
-    def list_objects(self, type_: str) -> dict[str, dict[str, Any]]:
+    def list_objects(self, type_: ObjectType, model: type[Body]) -> dict[str, Body]:
         rows = self._db.execute(
             "SELECT name, body FROM objects WHERE type=? ORDER BY name", (type_,)
         ).fetchall()
-        return {row["name"]: json.loads(row["body"]) for row in rows}
+        return {row["name"]: model.model_validate_json(row["body"]) for row in rows}
 
-    def delete_object(self, type_: str, name: str) -> bool:
+    def delete_object(self, type_: ObjectType, name: str) -> bool:
         with self.transaction() as db:
             cursor = db.execute("DELETE FROM objects WHERE type=? AND name=?", (type_, name))
         return cursor.rowcount > 0
@@ -211,10 +229,9 @@ class Store:
 
     # --- deployments and versions ---------------------------------------------------------
 
-    def get_deployment(self, environment: str, kind: str, name: str) -> DeploymentRow | None:
+    def get_deployment(self, key: DeploymentKey) -> DeploymentRow | None:
         row = self._db.execute(
-            "SELECT * FROM deployments WHERE environment=? AND kind=? AND name=?",
-            (environment, kind, name),
+            "SELECT * FROM deployments WHERE environment=? AND kind=? AND name=?", key
         ).fetchone()
         return None if row is None else _deployment(row)
 
@@ -230,15 +247,15 @@ class Store:
 
     def save_deployment(
         self,
-        environment: str,
-        kind: str,
-        name: str,
-        spec: dict[str, Any],
+        key: DeploymentKey,
+        spec: DeploymentSpec,
         version: str,
         status: str,
         message: str = "",
     ) -> None:
         """Record the deployment's settings and live version, and keep that version."""
+        environment, kind, name = key
+        body = spec.model_dump_json()
         now = time.time()
         with self.transaction() as db:
             db.execute(
@@ -247,13 +264,13 @@ class Store:
                 "ON CONFLICT (environment, kind, name) DO UPDATE SET spec=excluded.spec, "
                 "version=excluded.version, status=excluded.status, message=excluded.message, "
                 "updated=excluded.updated",
-                (environment, kind, name, json.dumps(spec), version, status, message, now, now),
+                (environment, kind, name, body, version, status, message, now, now),
             )
             db.execute(
                 "INSERT INTO versions (environment, kind, name, version, spec, deployed) "
                 "VALUES (?,?,?,?,?,?) ON CONFLICT DO UPDATE SET deployed=excluded.deployed, "
                 "spec=excluded.spec",
-                (environment, kind, name, version, json.dumps(spec), now),
+                (environment, kind, name, version, body, now),
             )
             db.execute(
                 "DELETE FROM versions WHERE environment=? AND kind=? AND name=? AND version "
@@ -262,66 +279,55 @@ class Store:
                 (environment, kind, name, environment, kind, name, KEPT_VERSIONS),
             )
 
-    def set_deployment_status(
-        self, environment: str, kind: str, name: str, status: str, message: str = ""
-    ) -> None:
+    def set_deployment_status(self, key: DeploymentKey, status: str, message: str = "") -> None:
         with self.transaction() as db:
             db.execute(
                 "UPDATE deployments SET status=?, message=?, updated=? "
                 "WHERE environment=? AND kind=? AND name=?",
-                (status, message, time.time(), environment, kind, name),
+                (status, message, time.time(), *key),
             )
 
-    def versions(self, environment: str, kind: str, name: str) -> list[VersionRow]:
+    def versions(self, key: DeploymentKey) -> list[VersionRow]:
         """Kept versions, newest first."""
         rows = self._db.execute(
             "SELECT version, spec, deployed FROM versions WHERE environment=? AND kind=? "
             "AND name=? ORDER BY deployed DESC",
-            (environment, kind, name),
+            key,
         ).fetchall()
         return [
-            VersionRow(version=r["version"], spec=json.loads(r["spec"]), deployed=r["deployed"])
+            VersionRow(
+                version=r["version"],
+                spec=DeploymentSpec.model_validate_json(r["spec"]),
+                deployed=r["deployed"],
+            )
             for r in rows
         ]
 
-    def delete_deployment(self, environment: str, kind: str, name: str) -> bool:
+    def delete_deployment(self, key: DeploymentKey) -> bool:
         with self.transaction() as db:
             cursor = db.execute(
-                "DELETE FROM deployments WHERE environment=? AND kind=? AND name=?",
-                (environment, kind, name),
+                "DELETE FROM deployments WHERE environment=? AND kind=? AND name=?", key
             )
-            db.execute(
-                "DELETE FROM versions WHERE environment=? AND kind=? AND name=?",
-                (environment, kind, name),
-            )
+            db.execute("DELETE FROM versions WHERE environment=? AND kind=? AND name=?", key)
         return cursor.rowcount > 0
 
     # --- token usage -------------------------------------------------------------------------
 
-    def token_usage(
-        self, environment: str, kind: str, name: str, window: str, start: int
-    ) -> tuple[int, int]:
+    def token_usage(self, key: DeploymentKey, window: str, start: int) -> tuple[int, int]:
         row = self._records.execute(
             "SELECT input, output FROM token_usage WHERE environment=? AND kind=? AND name=? "
             "AND window=? AND window_start=?",
-            (environment, kind, name, window, start),
+            (*key, window, start),
         ).fetchone()
         return (0, 0) if row is None else (row["input"], row["output"])
 
     def add_token_usage(
-        self,
-        environment: str,
-        kind: str,
-        name: str,
-        window: str,
-        start: int,
-        input_tokens: int,
-        output_tokens: int,
+        self, key: DeploymentKey, window: str, start: int, input_tokens: int, output_tokens: int
     ) -> None:
         self._records.execute(
             "INSERT INTO token_usage VALUES (?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
             "input=input+excluded.input, output=output+excluded.output",
-            (environment, kind, name, window, start, input_tokens, output_tokens),
+            (*key, window, start, input_tokens, output_tokens),
         )
 
     # --- execution records (audit) ----------------------------------------------------------
@@ -388,5 +394,5 @@ class Store:
 
 def _deployment(row: sqlite3.Row) -> DeploymentRow:
     data = dict(row)
-    data["spec"] = json.loads(data["spec"])
+    data["spec"] = DeploymentSpec.model_validate_json(data["spec"])
     return DeploymentRow(**data)

@@ -17,15 +17,17 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
+from agentform_runtime.errors import AgentformError
 from agentform_runtime.host import invoke
+from agentform_runtime.host.api.gateway import caller_of, target_of
+from agentform_runtime.host.api.responses import error_response
 from agentform_runtime.host.context import host_of
-from agentform_runtime.host.errors import ApiError
-from agentform_runtime.host.gateway import caller_of, target_of
+from agentform_runtime.specs import DeploymentKey
 
 _STATE_KEY = "agentform_mcp"
 
 
-def _target(ctx: Any) -> tuple[Any, tuple[str, str, str], invoke.Caller]:
+def _target(ctx: Any) -> tuple[Any, DeploymentKey, invoke.Caller]:
     request: Request = ctx.request
     host, key, caller = request.scope["state"][_STATE_KEY]
     return host, key, caller
@@ -101,8 +103,8 @@ class McpEndpoint:
             key = target_of(env, "functions", name)
             caller = caller_of(host, request.headers, env)
             host.deployments.route(key)
-        except ApiError as exc:
-            await exc.response()(scope, receive, send)
+        except AgentformError as exc:
+            await error_response(exc)(scope, receive, send)
             return
         state = {**scope.get("state", {}), _STATE_KEY: (host, key, caller)}
         await self.manager.handle_request({**scope, "state": state}, receive, send)

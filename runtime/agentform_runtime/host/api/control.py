@@ -8,15 +8,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel
 
-from agentform_runtime.host.artifacts import InvalidArtifact
+from agentform_runtime.errors import AgentformError, not_found
 from agentform_runtime.host.auth import hash_key, new_api_key
 from agentform_runtime.host.context import HostContext, host_of
-from agentform_runtime.host.errors import ApiError, not_found
-from agentform_runtime.host.store import DeploymentRow, ExecutionRow
+from agentform_runtime.host.state.artifacts import InvalidArtifact
+from agentform_runtime.host.state.store import DeploymentRow, ExecutionRow, StoredConnection
 from agentform_runtime.policies import EffectivePolicies
 from agentform_runtime.specs import (
     NAME_PATTERN,
     ConnectionSpec,
+    DeploymentKey,
     DeploymentSpec,
     EnvironmentSpec,
     PolicySpec,
@@ -111,11 +112,13 @@ async def upload_artifact(request: Request, host: Host) -> Digest:
     async for chunk in request.stream():
         data += chunk
         if len(data) > MAX_ARTIFACT_BYTES:
-            raise ApiError(413, "TooLarge", f"artifacts are limited to {MAX_ARTIFACT_BYTES} bytes")
+            raise AgentformError(
+                413, "TooLarge", f"artifacts are limited to {MAX_ARTIFACT_BYTES} bytes"
+            )
     try:
         digest = host.artifacts.put(bytes(data))
     except InvalidArtifact as exc:
-        raise ApiError(400, "InvalidArtifact", str(exc)) from None
+        raise AgentformError(400, "InvalidArtifact", str(exc)) from None
     host.store.add_artifact(digest, len(data))
     return Digest(digest=digest)
 
@@ -134,95 +137,53 @@ def _created(response: Response, created: bool) -> None:
     response.status_code = 201 if created else 200
 
 
-def _put_rules(host: HostContext, type_: str, name: str, body: dict[str, Any]) -> bool:
-    """Store an environment or a policy; every deployment's effective policies follow at once
-    (one left with nothing allowed stops serving until its own update fixes it)."""
-    created = host.store.put_object(type_, name, body)
-    conflicts = host.deployments.recompute_policies()
-    if conflicts:
-        log.warning("%s '%s' leaves nothing allowed for %s", type_, name, "; ".join(conflicts))
-    return created
-
-
 @router.get("/environments", response_model=list[EnvironmentView])
 async def list_environments(host: Host) -> list[EnvironmentView]:
-    return [EnvironmentView(name=n, **b) for n, b in host.store.list_objects("environment").items()]
+    return [
+        EnvironmentView(name=name, **spec.model_dump())
+        for name, spec in host.catalog.environments().items()
+    ]
 
 
 @router.put("/environments/{env}", response_model=EnvironmentView)
 async def put_environment(
     env: PathName, spec: EnvironmentSpec, response: Response, host: Host
 ) -> EnvironmentView:
-    for policy in spec.policies:
-        if host.store.get_object("policy", policy) is None:
-            raise ApiError(
-                400, "InvalidField", f"policies: policy '{policy}' does not exist", field="policies"
-            )
-    _created(response, _put_rules(host, "environment", env, spec.model_dump(mode="json")))
+    _created(response, host.catalog.put_environment(env, spec))
     return EnvironmentView(name=env, **spec.model_dump())
 
 
 @router.get("/environments/{env}", response_model=EnvironmentView)
 async def get_environment(env: PathName, host: Host) -> EnvironmentView:
-    body = host.store.get_object("environment", env)
-    if body is None:
-        raise not_found(f"environment '{env}'")
-    return EnvironmentView(name=env, **body)
+    return EnvironmentView(name=env, **host.catalog.environment(env).model_dump())
 
 
 @router.delete("/environments/{env}", status_code=204)
 async def delete_environment(env: PathName, host: Host) -> None:
-    if host.store.get_object("environment", env) is None:
-        raise not_found(f"environment '{env}'")
-    remaining = host.store.list_deployments(env)
-    if remaining:
-        names = [f"{d.kind}/{d.name}" for d in remaining]
-        raise ApiError(
-            409, "NotEmpty", f"environment '{env}' still has deployments {names}; delete them first"
-        )
-    host.store.delete_object("environment", env)
+    host.catalog.delete_environment(env)
 
 
 @router.put("/policies/{name}", response_model=PolicyView)
 async def put_policy(
     name: PathName, spec: PolicySpec, response: Response, host: Host
 ) -> PolicyView:
-    _created(response, _put_rules(host, "policy", name, spec.model_dump(mode="json")))
+    _created(response, host.catalog.put_policy(name, spec))
     return PolicyView(name=name, **spec.model_dump())
 
 
 @router.get("/policies/{name}", response_model=PolicyView)
 async def get_policy(name: PathName, host: Host) -> PolicyView:
-    body = host.store.get_object("policy", name)
-    if body is None:
-        raise not_found(f"policy '{name}'")
-    return PolicyView(name=name, **body)
+    return PolicyView(name=name, **host.catalog.policy(name).model_dump())
 
 
 @router.delete("/policies/{name}", status_code=204)
 async def delete_policy(name: PathName, host: Host) -> None:
-    users = [
-        e
-        for e, b in host.store.list_objects("environment").items()
-        if name in b.get("policies", [])
-    ]
-    users += [
-        f"{d.environment}/{d.kind}/{d.name}"
-        for d in host.store.list_deployments()
-        if name in d.spec.get("policies", [])
-    ]
-    if users:
-        raise ApiError(409, "InUse", f"policy '{name}' is used by {users}")
-    if not host.store.delete_object("policy", name):
-        raise not_found(f"policy '{name}'")
+    host.catalog.delete_policy(name)
 
 
-def _connection_view(name: str, body: dict[str, Any]) -> ConnectionView:
+def _connection_view(name: str, stored: StoredConnection) -> ConnectionView:
     return ConnectionView(
-        name=name,
-        provider=body["provider"],
-        config=body.get("config", {}),
-        secret_keys=sorted(body.get("secret_keys", [])),
+        name=name, provider=stored.provider, config=stored.config, secret_keys=stored.secret_keys
     )
 
 
@@ -232,50 +193,28 @@ async def put_connection(
 ) -> ConnectionView:
     """Secret values are encrypted at rest and never returned. Deployments using the
     connection move to fresh workers at once, so a rotated key takes effect immediately."""
-    body = {
-        "provider": spec.provider,
-        "config": spec.config,
-        "secret_keys": sorted(spec.secrets),
-        "sealed": host.secrets.seal(spec.secrets),
-    }
-    _created(response, host.store.put_object("connection", name, body))
-    await host.deployments.connection_changed(name)
-    return _connection_view(name, body)
+    created, stored = await host.catalog.put_connection(name, spec)
+    _created(response, created)
+    return _connection_view(name, stored)
 
 
 @router.get("/connections/{name}", response_model=ConnectionView)
 async def get_connection(name: PathName, host: Host) -> ConnectionView:
-    body = host.store.get_object("connection", name)
-    if body is None:
-        raise not_found(f"connection '{name}'")
-    return _connection_view(name, body)
+    return _connection_view(name, host.catalog.connection(name))
 
 
 @router.delete("/connections/{name}", status_code=204)
 async def delete_connection(name: PathName, host: Host) -> None:
-    users = [
-        f"{d.environment}/{d.kind}/{d.name}"
-        for d in host.store.list_deployments()
-        if d.spec.get("connection") == name
-    ]
-    if users:
-        raise ApiError(409, "InUse", f"connection '{name}' is used by {users}")
-    if not host.store.delete_object("connection", name):
-        raise not_found(f"connection '{name}'")
+    host.catalog.delete_connection(name)
 
 
 # --- API keys ------------------------------------------------------------------------------------
 
 
-def _environment(host: HostContext, env: str) -> None:
-    if host.store.get_object("environment", env) is None:
-        raise not_found(f"environment '{env}'")
-
-
 @router.post("/environments/{env}/api-keys", status_code=201, response_model=ApiKeyCreated)
 async def create_api_key(env: PathName, host: Host) -> ApiKeyCreated:
     """The key is shown once; only its hash is stored."""
-    _environment(host, env)
+    host.catalog.environment(env)
     key_id, key = new_api_key()
     host.store.add_api_key(key_id, env, hash_key(key))
     return ApiKeyCreated(id=key_id, key=key)
@@ -283,7 +222,7 @@ async def create_api_key(env: PathName, host: Host) -> ApiKeyCreated:
 
 @router.get("/environments/{env}/api-keys", response_model=list[ApiKeyView])
 async def list_api_keys(env: PathName, host: Host) -> list[ApiKeyView]:
-    _environment(host, env)
+    host.catalog.environment(env)
     return [ApiKeyView(**row) for row in host.store.list_api_keys(env)]
 
 
@@ -297,8 +236,8 @@ async def revoke_api_key(env: PathName, key_id: str, host: Host) -> None:
 
 
 def deployment_view(host: HostContext, row: DeploymentRow) -> DeploymentView:
-    key = (row.environment, row.kind, row.name)
-    versions = host.store.versions(*key)
+    key = row.key
+    versions = host.store.versions(key)
     live = host.deployments.live.get(key)
     older = [v.version for v in versions if v.version != row.version]
     return DeploymentView(
@@ -310,10 +249,10 @@ def deployment_view(host: HostContext, row: DeploymentRow) -> DeploymentView:
         version=row.version,
         previous_version=older[0] if older else None,
         versions=[
-            VersionView(version=v.version, artifact=v.spec["artifact"], deployed=v.deployed)
+            VersionView(version=v.version, artifact=v.spec.artifact, deployed=v.deployed)
             for v in versions
         ],
-        settings=DeploymentSpec(**row.spec),
+        settings=row.spec,
         effective_policies=live.effective if live else None,
         url=f"{host.public_url}/run/{row.environment}/{row.kind}/{row.name}",
         instances=host.deployments.instances(key),
@@ -322,7 +261,7 @@ def deployment_view(host: HostContext, row: DeploymentRow) -> DeploymentView:
 
 @router.get("/environments/{env}/deployments", response_model=list[DeploymentView])
 async def list_deployments(env: PathName, host: Host) -> list[DeploymentView]:
-    _environment(host, env)
+    host.catalog.environment(env)
     return [deployment_view(host, row) for row in host.store.list_deployments(env)]
 
 
@@ -337,8 +276,9 @@ async def put_deployment(
 ) -> DeploymentView:
     """Create or update. Returns once the version is live, or 422 if it failed readiness
     (the previous version then keeps serving)."""
-    existed = host.store.get_deployment(env, kind.value, name) is not None
-    row = await host.deployments.put((env, kind.value, name), spec)
+    key = DeploymentKey(env, kind.value, name)
+    existed = host.store.get_deployment(key) is not None
+    row = await host.deployments.put(key, spec)
     _created(response, not existed)
     return deployment_view(host, row)
 
@@ -347,12 +287,12 @@ async def put_deployment(
 async def get_deployment(
     env: PathName, kind: WorkloadKind, name: PathName, host: Host
 ) -> DeploymentView:
-    return deployment_view(host, host.deployments.get((env, kind.value, name)))
+    return deployment_view(host, host.deployments.get(DeploymentKey(env, kind.value, name)))
 
 
 @router.delete("/environments/{env}/deployments/{kind}/{name}", status_code=204)
 async def delete_deployment(env: PathName, kind: WorkloadKind, name: PathName, host: Host) -> None:
-    await host.deployments.delete((env, kind.value, name))
+    await host.deployments.delete(DeploymentKey(env, kind.value, name))
 
 
 @router.post(
@@ -366,7 +306,7 @@ async def rollback_deployment(
     host: Host,
 ) -> DeploymentView:
     return deployment_view(
-        host, await host.deployments.rollback((env, kind.value, name), body.version)
+        host, await host.deployments.rollback(DeploymentKey(env, kind.value, name), body.version)
     )
 
 
@@ -380,7 +320,7 @@ async def release_deployment(
 ) -> DeploymentView:
     """Overwrite the same workload on the target environment with this one's version."""
     row = await host.deployments.release(
-        (env, kind.value, name), body.target_environment, body.copy_policies
+        DeploymentKey(env, kind.value, name), body.target_environment, body.copy_policies
     )
     return deployment_view(host, row)
 

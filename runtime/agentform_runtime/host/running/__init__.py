@@ -1,0 +1,1 @@
+"""Running workloads: worker processes, their pools and the Lambda Runtime API they poll."""
