@@ -13,10 +13,9 @@ endpoint="${AGENTFORM_ENDPOINT:-http://127.0.0.1:4860}"
 model_port="${AGENTFORM_TEST_MODEL_PORT:-4870}"
 question="${1:-What is the weather in Paris today?}"
 export AGENTFORM_STATE_DIR="$state_dir" AGENTFORM_ENDPOINT="$endpoint"
-export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$state_dir/pulumi-state}"
-# A local quickstart's state only; set your own passphrase for anything else.
-export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-agentform-quickstart}"
-mkdir -p "$state_dir/pulumi-state"
+# The Pulumi backend and passphrase are setup.sh's defaults (file backend in
+# $state_dir/pulumi-state, a local quickstart's passphrase), unless already set.
+mkdir -p "$state_dir"
 
 up() { curl -sf -o /dev/null "$1"; }
 start() { # $1: name, $2: health URL, $3: log, then the command
@@ -33,6 +32,8 @@ start() { # $1: name, $2: health URL, $3: log, then the command
 start "the local host" "$endpoint/health" "$state_dir/host.log" \
   agentform serve --port "${endpoint##*:}" --state-dir "$state_dir"
 
+# The stack's configuration (Pulumi.dev.yaml, not in git) is written here, from this machine's
+# endpoint and ports.
 pulumi stack select --create dev --non-interactive >/dev/null
 pulumi config set agentform:endpoint "$endpoint" --non-interactive
 if ! pulumi config get openai_api_key --non-interactive >/dev/null 2>&1; then

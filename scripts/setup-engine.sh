@@ -49,18 +49,51 @@ export CGO_ENABLED=0 GOFLAGS=-mod=readonly GOTOOLCHAIN=local
 export GONOSUMDB=github.com/pulumi/pulumi
 mkdir -p "$(dirname "$cache")"
 stage="$(mktemp -d "${cache}.build.XXXXXX")"
-trap 'rm -rf "$stage"' EXIT
+ticker=""
+stop_ticker() { # the ticker is a child: end it by its id (and its sleep, through its trap)
+  if [ -n "$ticker" ]; then
+    kill "$ticker" 2>/dev/null || true
+    wait "$ticker" 2>/dev/null || true
+    ticker=""
+  fi
+}
+trap 'stop_ticker; rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin"
 cd "$wrapper"
 
+# Go prints nothing while it compiles, for minutes: say how long a step has been running.
+tick="${AGENTFORM_ENGINE_TICK_SECONDS:-30}"
+elapsed() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+with_ticker() { # $1: what to say while it runs, then the command; returns the command's status
+  local doing="$1" since=$SECONDS status=0
+  shift
+  (
+    sleeper=""
+    trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+    while :; do
+      sleep "$tick" &
+      sleeper=$!
+      wait "$sleeper"
+      kill -0 $$ 2>/dev/null || exit 0 # $$ is this script: it was killed without its EXIT trap
+      say "$doing ($(elapsed $((SECONDS - since))))"
+    done
+  ) >&2 &
+  ticker=$!
+  "$@" || status=$?
+  stop_ticker
+  return "$status"
+}
+
 started=$SECONDS
 say "step 1/4: downloading modules"
-go mod download >&2 || fail "download modules" "go mod download failed (is the Go module proxy reachable? GOPROXY=$(go env GOPROXY))"
+with_ticker "step 1/4: still downloading modules" go mod download >&2 \
+  || fail "download modules" "go mod download failed (is the Go module proxy reachable? GOPROXY=$(go env GOPROXY))"
 
 ldflags="-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version"
 build() { # $1: step label, $2: package, $3: output name
   say "$1: go build $2"
-  go build -trimpath -tags osusergo,grpcnotrace -ldflags "$ldflags" -o "$stage/bin/$3" "$2" >&2 \
+  with_ticker "$1: still building $3" \
+    go build -trimpath -tags osusergo,grpcnotrace -ldflags "$ldflags" -o "$stage/bin/$3" "$2" >&2 \
     || fail "$1 ($3)" "go build $2 failed; see the compiler output above"
 }
 build "step 2/4" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi pulumi

@@ -1,4 +1,7 @@
-"""The `agentform` command line. Errors are one line and a hint, never a traceback."""
+"""The `agentform` command line. Errors are one line and a hint, never a traceback.
+
+Heavy modules (httpx, the host server, rich tables and trees) are imported inside the commands
+that use them, so that `--help` and usage errors answer at once."""
 
 from __future__ import annotations
 
@@ -6,21 +9,44 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import httpx
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
-from agentform.lineage import lineage_tree
-from agentform.platform import Endpoint, LocalPlatform, PlatformError
-from agentform.settings import DEFAULT_ENDPOINT, resolve_token, state_dir
-from agentform_runtime.host import server
+from agentform.settings import (
+    DEFAULT_ENDPOINT,
+    DEFAULT_PORT,
+    DEFAULT_STATE_DIR,
+    resolve_token,
+    state_dir,
+)
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-console = Console()
-errors = Console(stderr=True)
+if TYPE_CHECKING:
+    import httpx
+
+    from agentform.platform import LocalPlatform
+
+# Plain help and one-line usage errors: rich help costs typer pydantic and markdown imports,
+# which made every `--help` take longer than the command it describes.
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _console(stderr: bool = False) -> Console:
+    console = Console(stderr=stderr)
+    if not console.is_terminal:  # piped or logged: whole lines, not wrapped or cropped at 80
+        console.width = 10_000
+    return console
+
+
+console = _console()
+errors = _console(stderr=True)
 
 EndpointOption = Annotated[str, typer.Option(envvar="AGENTFORM_ENDPOINT", help="The host's URL.")]
 TokenOption = Annotated[
@@ -37,13 +63,15 @@ def _root() -> None:
 
 
 def fail(message: str, hint: str = "") -> NoReturn:
-    errors.print(f"[red]error:[/red] {message}")
+    errors.print(f"[red]error:[/red] {escape(message)}")
     if hint:
-        errors.print(f"[dim]hint: {hint}[/dim]")
+        errors.print(f"[dim]hint: {escape(hint)}[/dim]")
     raise typer.Exit(1)
 
 
 def _admin(endpoint: str, token: str | None) -> LocalPlatform:
+    from agentform.platform import Endpoint, LocalPlatform
+
     token = resolve_token(token)
     if not token:
         fail(
@@ -54,6 +82,8 @@ def _admin(endpoint: str, token: str | None) -> LocalPlatform:
 
 
 def _call(action: Any) -> Any:
+    from agentform.platform import PlatformError
+
     try:
         return action()
     except PlatformError as exc:
@@ -67,10 +97,11 @@ def serve(
     ] = "127.0.0.1",
     port: Annotated[
         int, typer.Option(help="Port to listen on; 0 picks a free one.")
-    ] = server.DEFAULT_PORT,
+    ] = DEFAULT_PORT,
     state_dir: Annotated[
-        Path, typer.Option(help="Where state, artifacts and logs live.")
-    ] = server.DEFAULT_STATE_DIR,
+        Path,
+        typer.Option(envvar="AGENTFORM_STATE_DIR", help="Where state, artifacts and logs live."),
+    ] = DEFAULT_STATE_DIR,
     jwt_secret: Annotated[
         str | None,
         typer.Option(envvar="AGENTFORM_JWT_SECRET", help="HS256 secret for end-user JWTs."),
@@ -83,6 +114,8 @@ def serve(
     ] = None,
 ) -> None:
     """Run the local serverless host until SIGTERM/SIGINT."""
+    from agentform_runtime.host import server
+
     try:
         server.serve(host, port, state_dir, jwt_secret, jwks_file, clock_file)
     except OSError as exc:
@@ -107,6 +140,8 @@ def _api_key(platform: LocalPlatform, environment: str, renew: bool = False) -> 
 
 
 def _post(url: str, payload: Any, key: str) -> httpx.Response:
+    import httpx
+
     try:
         return httpx.post(
             url, json=payload, headers={"authorization": f"Bearer {key}"}, timeout=900
@@ -115,7 +150,7 @@ def _post(url: str, payload: Any, key: str) -> httpx.Response:
         fail(f"no Agentform host at {url.split('/run/')[0]}", "start one with `agentform serve`")
 
 
-@app.command()
+@app.command(short_help="Invoke a deployment and print its answer.")
 def invoke(
     target: Annotated[
         str, typer.Argument(help="ENV/KIND/NAME, e.g. development/agents/assistant.")
@@ -159,13 +194,18 @@ def invoke(
         fail(
             f"{response.status_code} {error.get('code', '')}: {error.get('message', response.text)}"
         )
-    if isinstance(result, dict) and "output" in result:
-        console.print(result["output"])
+    if isinstance(result, dict) and isinstance(result.get("output"), str):
+        # An answer is text, not rich markup: "[b]" or ":smile:" must print as they are.
+        console.print(result["output"], markup=False, emoji=False, highlight=False)
+    elif isinstance(result, dict) and "output" in result:
+        console.print_json(data=result["output"])
     else:
         console.print_json(data=result)
     request_id = response.headers.get("x-agentform-request-id", "")
     trace_id = response.headers.get("x-agentform-trace-id", "")
     if lineage:
+        from agentform.lineage import lineage_tree
+
         with _admin(endpoint, token) as platform:
             trace = _call(lambda: platform.get(f"/v1/traces/{trace_id}"))
         console.print(lineage_tree(trace_id, trace["executions"] if trace else []))
@@ -175,7 +215,7 @@ def invoke(
         )
 
 
-@app.command()
+@app.command(short_help="Print the lineage tree of one request.")
 def traces(
     request_or_trace_id: Annotated[str, typer.Argument(help="A request id or a trace id.")],
     endpoint: EndpointOption = DEFAULT_ENDPOINT,
@@ -195,34 +235,68 @@ def traces(
     if as_json:
         console.print_json(data=trace)
     else:
+        from agentform.lineage import lineage_tree
+
         console.print(lineage_tree(trace_id, trace["executions"]))
 
 
-@app.command()
-def status(endpoint: EndpointOption = DEFAULT_ENDPOINT, token: TokenOption = None) -> None:
-    """Show the host and every deployment."""
+_STATUS_FIELDS = ("environment", "kind", "name", "status", "version", "instances", "url")
+
+
+@app.command(short_help="Show the host and every deployment.")
+def status(
+    endpoint: EndpointOption = DEFAULT_ENDPOINT,
+    token: TokenOption = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help=f"Print the deployments as JSON: {', '.join(_STATUS_FIELDS)}."),
+    ] = False,
+) -> None:
+    """Show the host and every deployment (a table on a terminal, tab-separated otherwise)."""
     with _admin(endpoint, token) as platform:
         environments = _call(lambda: platform.request("GET", "/v1/environments"))
-        table = Table("environment", "deployment", "status", "version", "instances", "url")
-        for environment in environments:
+        deployments = [
+            item
+            for environment in environments
             for item in _call(
                 lambda env=environment: platform.request(
                     "GET", f"/v1/environments/{env['name']}/deployments"
                 )
-            ):
-                table.add_row(
-                    item["environment"],
-                    f"{item['kind']}/{item['name']}",
-                    item["status"],
-                    item["version"],
-                    str(len(item["instances"])),
-                    item["url"],
-                )
-    console.print(f"host {endpoint}: up, {len(environments)} environment(s)")
+            )
+        ]
+    rows = [
+        {**{field: item[field] for field in _STATUS_FIELDS}, "instances": len(item["instances"])}
+        for item in deployments
+    ]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    console.print(f"host {endpoint}: up, {len(environments)} environment(s)", markup=False)
+    columns = ("environment", "deployment", "status", "version", "instances", "url")
+    cells = [
+        (
+            row["environment"],
+            f"{row['kind']}/{row['name']}",
+            row["status"],
+            row["version"],
+            str(row["instances"]),
+            row["url"],
+        )
+        for row in rows
+    ]
+    if not console.is_terminal:  # whole values, one line each, for grep, cut and logs
+        for line in (columns, *cells):
+            print("\t".join(line))
+        return
+    from rich.table import Table
+
+    table = Table(*columns)
+    for line in cells:
+        table.add_row(*line)
     console.print(table)
 
 
-@app.command("scripted-model")
+@app.command("scripted-model", short_help="Serve a scripted TEST model for offline runs.")
 def scripted_model(
     script: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="The script (JSON).")],
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 4870,

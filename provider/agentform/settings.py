@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pulumi
+if TYPE_CHECKING:  # imported when used: the CLI reads these settings without loading Pulumi
+    import pulumi
 
-DEFAULT_ENDPOINT = "http://127.0.0.1:4860"
+DEFAULT_PORT = 4860
+DEFAULT_ENDPOINT = f"http://127.0.0.1:{DEFAULT_PORT}"
+DEFAULT_STATE_DIR = Path.home() / ".agentform"
 PLATFORMS = ("local",)
 
 
 def state_dir() -> Path:
-    return Path(os.environ.get("AGENTFORM_STATE_DIR", Path.home() / ".agentform"))
+    return Path(os.environ.get("AGENTFORM_STATE_DIR", DEFAULT_STATE_DIR))
 
 
 def token_from_file() -> str:
@@ -40,6 +44,8 @@ def resolve_token(configured: str | None) -> str:
 
 def connection_inputs() -> dict[str, pulumi.Input[str]]:
     """The hidden inputs that tell each resource's provider where the platform is."""
+    import pulumi
+
     config = pulumi.Config("agentform")
     platform = config.get("platform") or "local"
     if platform not in PLATFORMS:

@@ -1,22 +1,30 @@
-"""The `agentform` CLI against a real host: invoke, status, and one-line errors."""
+"""The `agentform` CLI against a real host: invoke, status, and one-line errors; and that
+commands which do no work load nothing heavy."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.support.hosts import RunningHost
-from tests.support.workloads import PID_FUNCTION, deploy, function_artifact, setup_environment
+from tests.support.workloads import (
+    PID_FUNCTION,
+    deploy,
+    deployment,
+    function_artifact,
+    setup_environment,
+)
 
 
 def agentform(
-    host: RunningHost | None, *args: str, endpoint: str | None = None
+    host: RunningHost | None, *args: str, endpoint: str | None = None, columns: str = "200"
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
+    env = {**os.environ, "COLUMNS": columns}
     if host is not None:
         env.update(AGENTFORM_STATE_DIR=str(host.state_dir), AGENTFORM_ENDPOINT=host.url)
     if endpoint is not None:
@@ -93,3 +101,108 @@ def test_serve_on_a_busy_port_is_one_line(host: RunningHost, tmp_path: Path) -> 
         f"error: cannot listen on 127.0.0.1:{host.port}: Address already in use"
     )
     assert "Traceback" not in busy.stderr
+
+
+LONG_NAME = "a-function-whose-name-does-not-fit-in-eighty-columns"
+
+
+def test_status_piped_keeps_whole_values_and_has_json(host: RunningHost, tmp_path: Path) -> None:
+    admin = host.admin()
+    setup_environment(admin)
+    deploy(
+        admin, function_artifact(tmp_path, LONG_NAME, PID_FUNCTION), LONG_NAME
+    ).raise_for_status()
+    expected = deployment(admin, LONG_NAME)
+
+    piped = agentform(host, "status", columns="80")  # captured: not a terminal
+    assert piped.returncode == 0, piped.stderr
+    lines = piped.stdout.splitlines()
+    assert lines[0] == f"host {host.url}: up, 1 environment(s)"
+    assert lines[1].split("\t") == [
+        "environment",
+        "deployment",
+        "status",
+        "version",
+        "instances",
+        "url",
+    ]
+    assert lines[2].split("\t") == [
+        "development",
+        f"functions/{LONG_NAME}",
+        "live",
+        expected["version"],
+        str(len(expected["instances"])),
+        expected["url"],
+    ]
+
+    invoked = agentform(
+        host,
+        "invoke",
+        f"development/functions/{LONG_NAME}",
+        "--json",
+        "{}",
+        "--lineage",
+        columns="80",
+    )
+    assert invoked.returncode == 0, invoked.stderr
+    hop = next(line for line in invoked.stdout.splitlines() if f"functions/{LONG_NAME}" in line)
+    assert len(hop) > 80 and re.search(r"ok 200  [\d.]+ ms  user api-key:key_\w+$", hop), hop
+
+    as_json = agentform(host, "status", "--json", columns="80")
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == [
+        {
+            "environment": "development",
+            "kind": "functions",
+            "name": LONG_NAME,
+            "status": "live",
+            "version": expected["version"],
+            "instances": len(expected["instances"]),
+            "url": expected["url"],
+        }
+    ]
+
+
+HEAVY_MODULES = (
+    "pulumi",
+    "mcp",
+    "fastapi",
+    "uvicorn",
+    "httpx",
+    "agentform.resources",
+    "agentform_runtime.host.app",
+    "agentform_runtime.host.server",
+)
+
+NO_WORK = """
+import json, sys
+from typer.testing import CliRunner
+from agentform.cli import app
+
+runner = CliRunner()
+exits = [
+    runner.invoke(app, args).exit_code
+    for args in (
+        ["--help"], ["serve", "--help"], ["status", "--help"], ["invoke", "--help"],
+        ["traces", "--help"], ["scripted-model", "--help"], ["invoke"], ["no-such-command"],
+    )
+]
+loaded = [name for name in sys.argv[1:] if name in sys.modules]
+from agentform import Agent, Deployment  # still importable, on first use
+print(json.dumps({"exits": exits, "loaded": loaded, "agent": Agent.__module__}))
+"""
+
+
+def test_commands_that_do_no_work_load_nothing_heavy() -> None:
+    """`--help` and usage errors must answer at once: no Pulumi, MCP, FastAPI or host app."""
+    ran = subprocess.run(
+        [sys.executable, "-c", NO_WORK, *HEAVY_MODULES],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    result = json.loads(ran.stdout)
+    assert result["exits"] == [0, 0, 0, 0, 0, 0, 2, 2]
+    assert result["loaded"] == []
+    assert result["agent"] == "agentform.resources.workloads"
