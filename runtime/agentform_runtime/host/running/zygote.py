@@ -17,6 +17,7 @@ It imports nothing of the host.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import os
 import selectors
@@ -41,9 +42,64 @@ _PRELOAD = (
 )
 
 
-def _preload() -> None:
-    for module in _PRELOAD:
+# The workload runtime, which every artifact ships a copy of. A worker whose copy is the
+# same as the zygote's keeps these; any other copy is imported afresh from the artifact.
+_RUNTIME_PRELOAD = (
+    "agentform_runtime.specs",
+    "agentform_runtime.errors",
+    "agentform_runtime.workload.context",
+    "agentform_runtime.workload.responses",
+    "agentform_runtime.workload.host_client",
+    "agentform_runtime.workload.functions",
+    "agentform_runtime.workload.anthropic",
+    "agentform_runtime.workload.models",
+    "agentform_runtime.workload.agent_loop",
+    "agentform_runtime.workload.sdk",
+)
+
+
+def runtime_digest(package: str) -> str:
+    """A digest of the workload runtime's files under `package` (the host part excluded, as
+    packaging excludes it)."""
+    digest = hashlib.sha256()
+    for root, dirs, files in os.walk(package):
+        dirs[:] = sorted(d for d in dirs if d not in ("host", "__pycache__"))
+        for name in sorted(files):
+            if name.endswith((".pyc", ".pyo")):
+                continue
+            path = os.path.join(root, name)
+            digest.update(os.path.relpath(path, package).encode() + b"\0")
+            with open(path, "rb") as handle:
+                digest.update(handle.read())
+    return digest.hexdigest()
+
+
+def _preload() -> str:
+    """Import what workers share; return the digest of the runtime copy imported."""
+    for module in _PRELOAD + _RUNTIME_PRELOAD:
         __import__(module)
+    import agentform_runtime
+
+    return runtime_digest(os.path.dirname(agentform_runtime.__file__))
+
+
+def _adopt_runtime(task_root: str, preloaded: str) -> None:
+    """Run the artifact's own copy of the runtime: keep the preloaded modules when that copy
+    is identical, else drop them so the artifact's are imported."""
+    copy = os.path.join(task_root, "agentform_runtime")
+    for name in [m for m in sys.modules if m.startswith("agentform_runtime.host")]:
+        del sys.modules[name]  # the host's own modules: never part of a workload
+    modules = [m for m in sys.modules if m.split(".")[0] == "agentform_runtime"]
+    if os.path.isdir(copy) and runtime_digest(copy) == preloaded:
+        # Same code: point the packages at the artifact so later imports come from there.
+        for name in modules:
+            module = sys.modules[name]
+            if hasattr(module, "__path__"):
+                relative = name.split(".")[1:]
+                module.__path__ = [os.path.join(copy, *relative)]
+        return
+    for name in modules:
+        del sys.modules[name]
 
 
 def _die_with(parent: int) -> None:
@@ -54,7 +110,7 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _run_worker(request: dict[str, Any], zygote: int) -> None:
+def _run_worker(request: dict[str, Any], zygote: int, preloaded: str) -> None:
     """In the forked child: become the worker and never return."""
     code = 1
     try:
@@ -75,9 +131,7 @@ def _run_worker(request: dict[str, Any], zygote: int) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         sys.path.insert(0, task_root)
-        # The artifact ships its own agentform_runtime: the worker must run that copy.
-        for name in [m for m in sys.modules if m.split(".")[0] == "agentform_runtime"]:
-            del sys.modules[name]
+        _adopt_runtime(task_root, preloaded)
         from awslambdaric import bootstrap, lambda_runtime_client
 
         client = lambda_runtime_client.LambdaRuntimeClient(request["env"]["AWS_LAMBDA_RUNTIME_API"])
@@ -116,7 +170,7 @@ def main() -> None:
     # host's process group must not take it away while the host shuts down.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _preload()
+    preloaded = _preload()
     zygote = os.getpid()
     # SIGCHLD wakes the selector through this pipe, so exits are reported at once.
     wake_r, wake_w = os.pipe()
@@ -151,7 +205,7 @@ def main() -> None:
                     signal.set_wakeup_fd(-1)
                     os.close(wake_r)
                     os.close(wake_w)
-                    _run_worker(request, zygote)
+                    _run_worker(request, zygote, preloaded)
                 _send({"id": request["id"], "pid": pid})
 
 
