@@ -112,12 +112,20 @@ def serve(
     clock_file: Annotated[
         Path | None, typer.Option(hidden=True, help="Tests: read budget time from this file.")
     ] = None,
+    max_concurrency: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Requests from outside that run at once; more wait their turn "
+            "(default: 8 per core). Hops between workloads are not counted.",
+        ),
+    ] = None,
 ) -> None:
     """Run the local serverless host until SIGTERM/SIGINT."""
     from agentform_runtime.host import server
 
     try:
-        server.serve(host, port, state_dir, jwt_secret, jwks_file, clock_file)
+        server.serve(host, port, state_dir, jwt_secret, jwks_file, clock_file, max_concurrency)
     except OSError as exc:
         fail(
             f"cannot listen on {host}:{port}: {exc.strerror}", "is another host running? try --port"

@@ -15,9 +15,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class RunningHost:
-    def __init__(self, state_dir: Path, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        extra_args: tuple[str, ...] = (),
+        module: str = "agentform",
+    ) -> None:
         self.state_dir = state_dir
         self.extra_args = extra_args
+        self.module = module  # the module run as `python -m MODULE serve ...`
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -30,7 +36,7 @@ class RunningHost:
             [
                 sys.executable,
                 "-m",
-                "agentform",
+                self.module,
                 "serve",
                 "--port",
                 str(port),

@@ -42,6 +42,7 @@ class HostConfig:
     jwt_secret: str | None = None
     jwks_file: Path | None = None
     clock_file: Path | None = None  # tests only: the budget clock reads its time here
+    max_concurrency: int | None = None  # requests from outside run at once (default 8/core)
 
 
 def admin_token(state_dir: Path) -> str:
@@ -115,7 +116,9 @@ def create_app(config: HostConfig) -> FastAPI:
         )
         hops = HopRegistry()
         budgets = Budgets(store, clock_from(config.clock_file))
-        invoker = Invoker(deployments, hops, budgets, LineageRecorder(store))
+        invoker = Invoker(
+            deployments, hops, budgets, LineageRecorder(store), config.max_concurrency
+        )
         app.state.host = HostContext(
             store, catalog, artifacts, deployments, auth, hops, invoker, config.public_url
         )
@@ -138,8 +141,9 @@ def create_app(config: HostConfig) -> FastAPI:
     app.router.routes.append(
         Route("/run/{env}/functions/{name}/mcp", mcp_endpoint, methods=["GET", "POST", "DELETE"])
     )
-    app.include_router(control.router)
+    # The run gateway first: it is the hot path, and routes are matched in order.
     app.include_router(gateway.router)
+    app.include_router(control.router)
 
     @app.get("/health", tags=["meta"])
     async def health() -> dict[str, str]:

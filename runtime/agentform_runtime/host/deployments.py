@@ -36,6 +36,10 @@ from agentform_runtime.specs import (
 
 log = logging.getLogger("agentform.host")
 
+# How often idle workers are stopped, pools refilled and running workers' memory checked
+# (each invocation's peak is also checked when it ends).
+_REAP_INTERVAL_S = 0.1
+
 
 @dataclass
 class Live:
@@ -115,10 +119,11 @@ class Deployments:
             now = time.monotonic()
             for live in list(self.live.values()):
                 if live.pool is not None:
+                    await live.pool.enforce_memory()
                     await live.pool.reap_idle(now)
                     if live.pool.size < live.pool.scaling.min_instances:
                         self._background(live.pool.ensure_min())
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(_REAP_INTERVAL_S)
 
     # --- validation --------------------------------------------------------------------------
 

@@ -8,9 +8,11 @@ against the model and every agent above it in the lineage."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -157,8 +159,17 @@ def _usage(headers: dict[str, str]) -> tuple[int, int]:
         return 0, 0
 
 
+def default_max_concurrency() -> int:
+    return 8 * (os.cpu_count() or 1)
+
+
 class Invoker:
-    """Runs invocations: checks, lineage, hop tokens, workers, token counting."""
+    """Runs invocations: checks, lineage, hop tokens, workers, token counting.
+
+    At most `max_concurrency` requests from outside run at once; the rest wait their turn,
+    so a burst larger than the machine queues instead of thrashing it. Hops are not
+    counted: the request they belong to already holds its place, and making them wait for
+    one could deadlock a chain of agents."""
 
     def __init__(
         self,
@@ -166,13 +177,21 @@ class Invoker:
         hops: HopRegistry,
         budgets: Budgets,
         lineage: LineageRecorder,
+        max_concurrency: int | None = None,
     ) -> None:
         self.deployments = deployments
         self.hops = hops
         self.budgets = budgets
         self.lineage = lineage
+        self._admission = asyncio.Semaphore(max_concurrency or default_max_concurrency())
 
     async def invoke(self, key: DeploymentKey, caller: Caller, request: Request) -> Result:
+        if caller.hop is not None:
+            return await self._invoke(key, caller, request)
+        async with self._admission:
+            return await self._invoke(key, caller, request)
+
+    async def _invoke(self, key: DeploymentKey, caller: Caller, request: Request) -> Result:
         request_id = uuid.uuid4().hex
         headers = {REQUEST_ID_HEADER: request_id, TRACE_ID_HEADER: caller.trace_id}
         execution = Execution(

@@ -30,6 +30,7 @@ def serve(
     jwt_secret: str | None = None,
     jwks_file: Path | None = None,
     clock_file: Path | None = None,
+    max_concurrency: int | None = None,
 ) -> None:
     """Serve until stopped; uvicorn turns SIGTERM/SIGINT into a clean shutdown that stops
     every worker. The listening socket is bound first so port 0 works and the URL is known."""
@@ -49,8 +50,10 @@ def serve(
                 jwt_secret=jwt_secret,
                 jwks_file=jwks_file,
                 clock_file=clock_file,
+                max_concurrency=max_concurrency,
             )
         ),
+        http="httptools",
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=10,

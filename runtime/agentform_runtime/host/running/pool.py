@@ -127,6 +127,10 @@ class WorkerPool:
             if self.draining and self.in_flight == 0:
                 await self.stop()
 
+    async def enforce_memory(self) -> None:
+        for worker in list(self._busy):
+            await worker.enforce_memory()
+
     async def reap_idle(self, now: float) -> None:
         """Stop workers idle past the idle timeout, keeping min_instances."""
         async with self._changed:

@@ -73,7 +73,7 @@ class RuntimeApi:
             ]
         )
         self._config = uvicorn.Config(
-            self.app, lifespan="off", access_log=False, log_level="warning"
+            self.app, http="httptools", lifespan="off", access_log=False, log_level="warning"
         )
         self._config.load()
         self._state = ServerState()

@@ -24,7 +24,6 @@ from agentform_runtime.host.running.runtime_api import Invocation, Outcome, Runt
 
 log = logging.getLogger("agentform.host")
 
-_MEMORY_POLL_S = 0.02
 _worker_ids = itertools.count(1)
 
 
@@ -149,15 +148,20 @@ class Zygote:
 
 
 def _peak_rss_mb(pid: int) -> float:
-    """The process's peak resident set (VmHWM), so short spikes are not missed."""
+    """The process's peak resident set (VmHWM), so short spikes are not missed. Read after
+    every invocation: raw reads, no text decoding."""
     try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
+        fd = os.open(f"/proc/{pid}/status", os.O_RDONLY)
+        try:
+            status = os.read(fd, 8192)
+        finally:
+            os.close(fd)
     except OSError:
-        pass
-    return 0.0
+        return 0.0
+    start = status.find(b"VmHWM:")
+    if start < 0:
+        return 0.0
+    return int(status[start + 6 : status.index(b"kB", start)]) / 1024
 
 
 class Worker:
@@ -176,6 +180,7 @@ class Worker:
         self._port = 0
         self._log: IO[bytes] | None = None
         self.stopped = False
+        self.out_of_memory = False  # set by `enforce_memory` before it stops the worker
         self.last_used = time.monotonic()
 
     # --- RuntimeClient (called by the Runtime API routes) ----------------------------------
@@ -253,21 +258,18 @@ class Worker:
             raise AgentformError(502, "WorkerCrashed", "the worker is not running")
         self.last_used = time.monotonic()
         self._inbox.put_nowait(invocation)
-        memory = asyncio.ensure_future(self._watch_memory())
         try:
-            waiting: set[asyncio.Future[Any]] = {invocation.outcome, self._exited, memory}
+            waiting: set[asyncio.Future[Any]] = {invocation.outcome, self._exited}
             done, _ = await asyncio.wait(
                 waiting,
                 timeout=self.spec.timeout_s,
                 return_when=asyncio.FIRST_COMPLETED,
             )
-            if invocation.outcome in done:
-                # A handler can allocate and return between two polls: check the peak too.
-                if self._over_memory():
-                    raise self._out_of_memory()
-                return invocation.outcome.result()
-            if memory in done:
+            # The peak (VmHWM) also catches what was allocated and freed within the call.
+            if self.out_of_memory or self._over_memory():
                 raise self._out_of_memory()
+            if invocation.outcome in done:
+                return invocation.outcome.result()
             if self._exited in done:
                 raise AgentformError(
                     502,
@@ -285,7 +287,6 @@ class Worker:
             await self.stop()
             raise
         finally:
-            memory.cancel()
             self.last_used = time.monotonic()
 
     def _over_memory(self) -> bool:
@@ -300,9 +301,12 @@ class Worker:
             "the invocation failed and the worker was recycled",
         )
 
-    async def _watch_memory(self) -> None:
-        while not self._over_memory():
-            await asyncio.sleep(_MEMORY_POLL_S)
+    async def enforce_memory(self) -> None:
+        """Stop the worker if it went over its memory limit during an invocation (called
+        periodically for busy workers; the invocation then fails with OutOfMemory)."""
+        if not self.stopped and self._current is not None and self._over_memory():
+            self.out_of_memory = True
+            await self.stop()
 
     async def stop(self) -> None:
         if self.stopped:

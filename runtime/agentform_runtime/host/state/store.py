@@ -130,6 +130,7 @@ class Store:
         self._db = _connect(path, "FULL")
         self._db.executescript(_SCHEMA)
         self._records = _connect(path, "NORMAL")
+        self._api_keys: dict[str, tuple[str, str]] = {}
 
     def close(self) -> None:
         self._db.close()
@@ -192,12 +193,20 @@ class Store:
             )
 
     def find_api_key(self, key_hash: str) -> tuple[str, str] | None:
-        """Return (id, environment) of an unrevoked key with this hash."""
+        """Return (id, environment) of an unrevoked key with this hash. Every run request
+        asks, so valid keys are remembered (this process is the only writer; revoking
+        forgets them)."""
+        found = self._api_keys.get(key_hash)
+        if found is not None:
+            return found
         row = self._db.execute(
             "SELECT id, environment FROM api_keys WHERE key_hash=? AND revoked IS NULL",
             (key_hash,),
         ).fetchone()
-        return None if row is None else (row["id"], row["environment"])
+        if row is None:
+            return None
+        found = self._api_keys[key_hash] = (row["id"], row["environment"])
+        return found
 
     def list_api_keys(self, environment: str) -> list[dict[str, Any]]:
         rows = self._db.execute(
@@ -212,6 +221,7 @@ class Store:
                 "UPDATE api_keys SET revoked=? WHERE id=? AND environment=? AND revoked IS NULL",
                 (time.time(), key_id, environment),
             )
+        self._api_keys.clear()
         return cursor.rowcount > 0
 
     # --- artifacts ------------------------------------------------------------------------
