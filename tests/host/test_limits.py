@@ -95,6 +95,21 @@ def test_requests_beyond_max_instances_queue_for_a_worker(
     assert len(deployment(admin, "bad")["instances"]) == 1
 
 
+def test_a_request_that_waits_longer_than_the_timeout_for_a_worker_is_throttled(
+    host: RunningHost, tmp_path: Path
+) -> None:
+    # One instance, a 2 s timeout, three 1.2 s calls at once: the first runs at once, the
+    # second after it (from 1.2 s), and the third's wait for a free instance ends at 2 s.
+    admin, call = _misbehaving(host, tmp_path, timeout_s=2, scaling={"max_instances": 1})
+    assert call(action="ok").status_code == 200  # warm: no cold start in the timing
+    with ThreadPoolExecutor(3) as pool:
+        responses = list(pool.map(lambda _: call(action="sleep", seconds=1.2), range(3)))
+    assert sorted(r.status_code for r in responses) == [200, 200, 429]
+    [throttled] = [r.json()["error"] for r in responses if r.status_code == 429]
+    assert throttled["code"] == "Throttled" and "all 1 instances are busy" in throttled["message"]
+    assert len(deployment(admin, "bad")["instances"]) == 1
+
+
 def test_deactivated_deployments_refuse_clearly_and_come_back(
     host: RunningHost, tmp_path: Path
 ) -> None:
