@@ -82,11 +82,11 @@ def _admin(endpoint: str, token: str | None) -> LocalPlatform:
 
 
 def _call(action: Any) -> Any:
-    from agentform.platform import PlatformError
+    from agentform_runtime.errors import AgentformError
 
     try:
         return action()
-    except PlatformError as exc:
+    except AgentformError as exc:
         fail(exc.message, "is the host running? `agentform serve`" if exc.status == 0 else "")
 
 
@@ -196,12 +196,12 @@ def invoke(
             response = _post(url, payload, _api_key(platform, environment))
             if response.status_code == 401:  # the kept key was revoked or the host reset
                 response = _post(url, payload, _api_key(platform, environment, renew=True))
-    result = response.json() if response.content else {}
     if response.status_code >= 400:
-        error = result.get("error", {}) if isinstance(result, dict) else {}
-        fail(
-            f"{response.status_code} {error.get('code', '')}: {error.get('message', response.text)}"
-        )
+        from agentform_runtime.errors import AgentformError
+
+        error = AgentformError.from_response(response.status_code, response.content)
+        fail(f"{error.status} {error.code}: {error.message}")
+    result = response.json() if response.content else {}
     if isinstance(result, dict) and isinstance(result.get("output"), str):
         # An answer is text, not rich markup: "[b]" or ":smile:" must print as they are.
         console.print(result["output"], markup=False, emoji=False, highlight=False)

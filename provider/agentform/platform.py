@@ -10,22 +10,14 @@ from typing import Any
 
 import httpx
 
-
-class PlatformError(Exception):
-    """A refusal from the platform, carrying its status, code and message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+from agentform_runtime.errors import AgentformError
 
 
-class HostUnreachable(PlatformError):
-    def __init__(self, endpoint: str) -> None:
-        super().__init__(
-            0, "Unreachable", f"no Agentform host at {endpoint}; start one with `agentform serve`"
-        )
+def unreachable(endpoint: str) -> AgentformError:
+    """Status 0: no HTTP answer at all."""
+    return AgentformError(
+        0, "Unreachable", f"no Agentform host at {endpoint}; start one with `agentform serve`"
+    )
 
 
 @dataclass(frozen=True)
@@ -57,27 +49,21 @@ class LocalPlatform:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError:
-            raise HostUnreachable(self.endpoint.url) from None
+            raise unreachable(self.endpoint.url) from None
+        if response.status_code >= 400:
+            raise AgentformError.from_response(response.status_code, response.content)
         if response.status_code == 204:
             return None
         try:
-            body = response.json()
+            return response.json()
         except ValueError:
-            body = {}
-        if response.status_code >= 400:
-            error = body.get("error", {}) if isinstance(body, dict) else {}
-            raise PlatformError(
-                response.status_code,
-                error.get("code", f"HTTP{response.status_code}"),
-                error.get("message", response.text[:500]),
-            )
-        return body
+            return {}
 
     def get(self, path: str) -> dict[str, Any] | None:
         """GET `path`, or None when it does not exist."""
         try:
             result: dict[str, Any] = self.request("GET", path)
-        except PlatformError as exc:
+        except AgentformError as exc:
             if exc.status == 404:
                 return None
             raise
@@ -95,7 +81,7 @@ class LocalPlatform:
         """DELETE `path`; already gone counts as done."""
         try:
             self.request("DELETE", path)
-        except PlatformError as exc:
+        except AgentformError as exc:
             if exc.status != 404:
                 raise
 

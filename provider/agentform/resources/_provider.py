@@ -24,8 +24,9 @@ from pulumi.dynamic import (
 )
 from pydantic import BaseModel, ValidationError
 
-from agentform.platform import Endpoint, LocalPlatform, PlatformError
+from agentform.platform import Endpoint, LocalPlatform
 from agentform.settings import resolve_endpoint, resolve_token
+from agentform_runtime.errors import AgentformError
 from agentform_runtime.specs import check_name
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's sentinel for unknown values
@@ -127,7 +128,7 @@ class AgentformProvider(ResourceProvider):
         with LocalPlatform(Endpoint(endpoint, token)) as platform:
             try:
                 yield platform
-            except PlatformError as exc:
+            except AgentformError as exc:
                 raise ProviderError(f"{self.label} '{props.get('name')}': {exc.message}") from None
 
     # --- ResourceProvider -----------------------------------------------------------------------
