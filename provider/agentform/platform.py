@@ -5,6 +5,8 @@ providers are pickled into Pulumi state)."""
 
 from __future__ import annotations
 
+import functools
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,15 @@ class Endpoint:
     token: str
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One per process: building one loads the CA bundle (~25 ms, holding the GIL), and a
+    `pulumi up` creates a client per resource call."""
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 class LocalPlatform:
     """The control plane of a local host (`agentform serve`)."""
 
@@ -37,6 +48,7 @@ class LocalPlatform:
             base_url=endpoint.url,
             headers={"authorization": f"Bearer {endpoint.token}"},
             timeout=httpx.Timeout(timeout, connect=5.0),
+            verify=_tls(),
         )
 
     def __enter__(self) -> LocalPlatform:

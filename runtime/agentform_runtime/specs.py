@@ -7,11 +7,13 @@ validates with the same models) or as a 400 from the host.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from enum import StrEnum
 from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError, ValidationError
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -240,3 +242,45 @@ def version_of(spec: DeploymentSpec) -> str:
     }
     canonical = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
     return "v" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def digest_of(data: bytes) -> str:
+    """The content address of an artifact: `sha256:<hex>`."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+# --- Workload specs: the `spec` of a manifest, per kind --------------------------------------
+
+ModelProvider = Literal["openai", "anthropic", "openai-compatible"]
+
+
+class ModelSpec(Strict):
+    """`spec` of a model API's manifest."""
+
+    provider: ModelProvider
+    model: str = Field(min_length=1, description="the provider's model name")
+    base_url: str | None = Field(default=None, description="required for openai-compatible")
+    max_retries: int = Field(default=3, ge=0, le=10)
+    backoff_s: float = Field(default=0.5, ge=0, le=30)
+    timeout_s: float = Field(default=120.0, gt=0)
+
+    @model_validator(mode="after")
+    def _base_url_when_compatible(self) -> ModelSpec:
+        if self.provider == "openai-compatible" and not self.base_url:
+            # Raised with its location, so that the error names `base_url`, not the model.
+            reason = PydanticCustomError(
+                "base_url_required", "an openai-compatible provider needs the server's URL"
+            )
+            raise ValidationError.from_exception_data(
+                type(self).__name__, [{"type": reason, "loc": ("base_url",), "input": None}]
+            )
+        return self
+
+
+class AgentSpec(Strict):
+    """`spec` of a declarative agent's manifest."""
+
+    instructions: str = ""
+    description: str = ""
+    max_steps: int = Field(default=10, ge=1, le=100)
+    handoffs: dict[str, str] = Field(default_factory=dict, description="agent -> when to transfer")

@@ -36,7 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=300)
     samples = parser.parse_args().samples
-    model = ScriptedModelServer(Script(steps=STEPS, cycle=True)).start()
+    model = ScriptedModelServer(Script.model_validate({"steps": STEPS, "cycle": True})).start()
     with tempfile.TemporaryDirectory() as tmp:
         host = RunningHost(Path(tmp) / "state").start()
         try:

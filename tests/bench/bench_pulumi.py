@@ -1,6 +1,6 @@
 """Benchmark: `pulumi up` with Agentform's resources vs the engine alone (not a test).
 
-    python -m tests.bench.bench_pulumi [--count 20]
+    python -m tests.bench.bench_pulumi [--count 20] [--profile]
 
 Measured in one run, with the real engine and a real host:
 - the quickstart: first `pulumi up`, then an `up` with nothing to do;
@@ -8,14 +8,23 @@ Measured in one run, with the real engine and a real host:
 - the same number of no-op dynamic resources (engine, language host and dynamic-provider
   plumbing only), so the difference is the share spent in Agentform's provider and host
   (packaging, uploads, starting and health-checking each deployment's first worker).
+
+`--profile` then makes the fleet's provider calls directly in this process (check and create,
+deployments on 4 threads like the dynamic provider's gRPC server), against the same host,
+under cProfile, and prints the time per call and the top entries.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import os
+import pstats
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from agentform.scripted_model import Script, ScriptedModelServer
 from tests.support.engine import PulumiProject, engine_bin
@@ -43,12 +52,77 @@ def project(
     return made
 
 
+def profile_providers(host: RunningHost, code: Path, count: int, top: int) -> None:
+    """The fleet's provider calls, made as the engine makes them, under cProfile."""
+    from agentform.resources.deployment import DeploymentProvider
+    from agentform.resources.environment import EnvironmentProvider
+    from agentform.resources.workloads import AgentProvider, FunctionProvider, ModelApiProvider
+
+    os.environ["AGENTFORM_ENDPOINT"] = host.url  # what `configure` gives the engine's provider
+    hidden = {"agentform_endpoint": host.url, "agentform_token": host.token}
+    env = "profiled"
+    EnvironmentProvider().create({"name": env, "description": "", "policies": [], **hidden})
+    model = {"name": "chat", "provider": "openai-compatible", "model": "scripted"}
+    workloads: list[tuple[Any, dict[str, Any]]] = [
+        (ModelApiProvider(), {**model, "base_url": "http://127.0.0.1:9/v1", "kind": "models"})
+    ]
+    for index in range(count):
+        tool = {"name": f"tool-{index}", "code": str(code), "entrypoint": "tool:main"}
+        agent = {"name": f"agent-{index}", "model": "chat", "functions": [tool["name"]]}
+        workloads += [
+            (FunctionProvider(), {**tool, "kind": "functions"}),
+            (AgentProvider(), {**agent, "instructions": "Use the tool.", "kind": "agents"}),
+        ]
+    deployments = DeploymentProvider()
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    with profiler:
+        checked = [(p, p.check({}, {**inputs, **hidden}).inputs) for p, inputs in workloads]
+    checks = time.perf_counter() - started
+    started = time.perf_counter()
+    with profiler:
+        created = [p.create(inputs).outs for p, inputs in checked]
+    creates = time.perf_counter() - started
+    started = time.perf_counter()
+    with profiler:
+        settings = [
+            deployments.check(
+                {},
+                {
+                    **{k: outs[k] for k in ("name", "kind", "artifact")},
+                    "environment": env,
+                    "enabled": True,
+                    **hidden,
+                },
+            ).inputs
+            for outs in created
+        ]
+    deployment_checks = time.perf_counter() - started
+    started = time.perf_counter()
+    # Not profiled (cProfile sees one thread): mostly the host starting each first worker.
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(deployments.create, settings))
+    deployment_creates = time.perf_counter() - started
+    n = len(workloads)
+    print(f"== provider calls in-process ({n} workloads, {n} deployments), ms per call")
+    print(
+        f"  workload check {checks / n * 1000:6.1f}    create {creates / n * 1000:6.1f}    "
+        f"deployment check {deployment_checks / n * 1000:6.1f}    "
+        f"create {deployment_creates / n * 1000:6.1f} (4 threads: wall / {n})"
+    )
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=20)
-    count = parser.parse_args().count
+    parser.add_argument("--profile", action="store_true", help="profile the provider calls")
+    args = parser.parse_args()
+    count = args.count
     bin_dir = engine_bin()
-    model = ScriptedModelServer(Script(steps=[{"text": "ok"}], cycle=True)).start()
+    model = ScriptedModelServer(
+        Script.model_validate({"steps": [{"text": "ok"}], "cycle": True})
+    ).start()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         code = work / "tool"
@@ -80,6 +154,8 @@ def main() -> None:
             noop = project(work / "noop", FLEET, bin_dir, host, count=str(count), mode="noop")
             ours, baseline = timed_up(fleet), timed_up(noop)
             ours_again, baseline_again = timed_up(fleet), timed_up(noop)
+            if args.profile:
+                profile_providers(host, code, count, top=20)
         finally:
             host.stop()
             model.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,8 +24,8 @@ TOOL_V2 = (
 
 
 def _stack(
-    project_for, tmp_path: Path, model_server: ScriptedModelServer
-) -> tuple[PulumiProject, Path]:  # type: ignore[no-untyped-def]
+    project_for: Any, tmp_path: Path, model_server: ScriptedModelServer
+) -> tuple[PulumiProject, Path]:
     code = tmp_path / "tool"
     code.mkdir()
     (code / "tool.py").write_text(TOOL_V1)
@@ -40,8 +41,8 @@ def _key(host: RunningHost) -> str:
 
 
 def test_stack_lifecycle(
-    project_for, host: RunningHost, model_server: ScriptedModelServer, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    project_for: Any, host: RunningHost, model_server: ScriptedModelServer, tmp_path: Path
+) -> None:
     project, code = _stack(project_for, tmp_path, model_server)
     admin = host.admin()
 
@@ -156,14 +157,18 @@ def test_stack_lifecycle(
         ("timeout", "timeout_s: Input should be less than or equal to 900"),
         ("policy-type", "type: Input should be 'location', 'flavor' or 'max_tokens'"),
         ("policy-values", "unknown location value(s) ['atlantis']"),
-        ("model-provider", "provider: unknown model provider 'skynet'"),
+        (
+            "model-provider",
+            "ModelApi 'chat': provider: "
+            "Input should be 'openai', 'anthropic' or 'openai-compatible'",
+        ),
         ("chained-self", "agents: an agent cannot be chained to itself"),
         ("policy-conflict", "location policies leave nothing allowed"),
     ],
 )
 def test_bad_inputs_fail_at_preview(
-    project_for, host: RunningHost, tmp_path: Path, case: str, message: str
-) -> None:  # type: ignore[no-untyped-def]
+    project_for: Any, host: RunningHost, tmp_path: Path, case: str, message: str
+) -> None:
     code = tmp_path / "tool"
     code.mkdir()
     (code / "tool.py").write_text(TOOL_V1)
@@ -177,7 +182,7 @@ def test_bad_inputs_fail_at_preview(
     assert host.admin().get("/v1/environments").json() == []
 
 
-def test_an_unreachable_host_is_one_clear_line(project_for, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_unreachable_host_is_one_clear_line(project_for: Any, tmp_path: Path) -> None:
     import socket
 
     with socket.socket() as probe:  # a port nothing listens on
@@ -193,8 +198,8 @@ def test_an_unreachable_host_is_one_clear_line(project_for, tmp_path: Path) -> N
 
 
 def test_the_quickstart_program(
-    project_for, host: RunningHost, model_server: ScriptedModelServer
-) -> None:  # type: ignore[no-untyped-def]
+    project_for: Any, host: RunningHost, model_server: ScriptedModelServer
+) -> None:
     import json
 
     repo = Path(__file__).parents[2]

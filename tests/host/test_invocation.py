@@ -98,7 +98,7 @@ def test_idle_workers_are_reaped_down_to_min_instances(host: RunningHost, tmp_pa
     instances = wait_until(
         lambda: (i := deployment(admin, "slow")["instances"]) and len(i) < 3 and i, timeout=20
     )
-    assert len(instances) == 2
+    assert instances and len(instances) == 2
 
 
 def test_context_identity_and_trace_reach_the_function(host: RunningHost, tmp_path: Path) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import httpx
 import psutil
 
 from tests.support.hosts import RunningHost
@@ -35,7 +38,9 @@ def main(action: str = "ok", megabytes: int = 0, seconds: float = 0) -> dict:
 """
 
 
-def _misbehaving(host: RunningHost, tmp_path: Path, **settings: object):  # type: ignore[no-untyped-def]
+def _misbehaving(
+    host: RunningHost, tmp_path: Path, **settings: Any
+) -> tuple[httpx.Client, Callable[..., httpx.Response]]:
     admin = host.admin()
     key = setup_environment(admin)
     deploy(

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from agentform.packaging import PackagingError, build_artifact
-from agentform_runtime.host.state.artifacts import digest_of
-from agentform_runtime.specs import DeploymentSpec, Manifest, WorkloadKind, version_of
+from agentform_runtime.specs import DeploymentSpec, Manifest, WorkloadKind, digest_of, version_of
 
 MANIFEST = Manifest(kind=WorkloadKind.FUNCTIONS, name="add", entrypoint="tool:main")
 
@@ -69,3 +68,13 @@ def test_versions_cover_code_and_configuration_not_scaling() -> None:
     assert version_of(spec) != version_of(spec.model_copy(update={"config": {"mode": "fast"}}))
     scaled = spec.model_copy(update={"enabled": False, "policies": ["eu"]})
     assert version_of(spec) == version_of(scaled)
+
+
+def test_an_artifact_is_zipped_once_and_rebuilt_when_its_code_changes(tmp_path: Path) -> None:
+    code = _code(tmp_path / "code")
+    first = build_artifact(MANIFEST, code)
+    assert build_artifact(MANIFEST, code) is first  # `check` then `create`: zipped once
+    (code / "tool.py").write_text("def main():\n    return 3\n")
+    changed = build_artifact(MANIFEST, code)
+    assert digest_of(changed) != digest_of(first)
+    assert zipfile.ZipFile(io.BytesIO(changed)).read("tool.py") == b"def main():\n    return 3\n"

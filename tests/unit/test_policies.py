@@ -13,11 +13,11 @@ AGENTS = WorkloadKind.AGENTS
 
 
 def location(*values: str, **extra: object) -> PolicySpec:
-    return PolicySpec(type="location", values=list(values), **extra)
+    return PolicySpec.model_validate({"type": "location", "values": list(values), **extra})
 
 
 def flavor(*values: str) -> PolicySpec:
-    return PolicySpec(type="flavor", values=list(values))
+    return PolicySpec.model_validate({"type": "flavor", "values": list(values)})
 
 
 def test_environment_us_and_deployment_north_america_or_europe_is_us_only() -> None:
@@ -44,7 +44,9 @@ def test_resource_types_limit_where_a_policy_applies() -> None:
 
 
 def test_gpu_expands_to_its_kinds_and_budgets_add_up() -> None:
-    budget = PolicySpec(type="max_tokens", budgets=[{"window": "day", "total": 1000}])
+    budget = PolicySpec.model_validate(
+        {"type": "max_tokens", "budgets": [{"window": "day", "total": 1000}]}
+    )
     result = combine([flavor("gpu"), budget], [flavor("t4", "cpu"), budget], AGENTS)
     assert result.flavors == ["t4"]
     assert len(result.token_budgets) == 2

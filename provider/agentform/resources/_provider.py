@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pulumi.dynamic import (
     CheckFailure,
@@ -24,10 +24,12 @@ from pulumi.dynamic import (
 )
 from pydantic import BaseModel, ValidationError
 
-from agentform.platform import Endpoint, LocalPlatform
 from agentform.settings import resolve_endpoint, resolve_token
 from agentform_runtime.errors import AgentformError
 from agentform_runtime.specs import check_name
+
+if TYPE_CHECKING:
+    from agentform.platform import LocalPlatform
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's sentinel for unknown values
 
@@ -95,15 +97,11 @@ class AgentformProvider(ResourceProvider):
             failures = []
             for error in exc.errors():
                 loc = [str(p) for p in error["loc"]]
-                if (
-                    error["type"] == "missing"
-                    and loc
-                    and loc[0] in data
-                    and is_unknown(data[loc[0]])
-                ):
-                    continue
+                if loc and loc[0] in data and is_unknown(data[loc[0]]):
+                    continue  # about a value the engine does not know yet
                 field = ".".join(loc) or "inputs"
-                failures.append(CheckFailure(field, f"{label}: {field}: {error['msg']}"))
+                reason = error["msg"].removeprefix("Value error, ")
+                failures.append(CheckFailure(field, f"{label}: {field}: {reason}"))
             return failures
         return []
 
@@ -117,6 +115,10 @@ class AgentformProvider(ResourceProvider):
 
     @contextmanager
     def platform(self, props: dict[str, Any]) -> Iterator[LocalPlatform]:
+        # Imported here: the program and `pulumi preview` load the providers but never call the
+        # platform, and httpx (with the CLI it pulls in) takes a tenth of a second to import.
+        from agentform.platform import Endpoint, LocalPlatform
+
         configured = getattr(self, "_configured", {})
         endpoint = resolve_endpoint(configured.get("endpoint"))
         token = resolve_token(configured.get("token")) or props.get("agentform_token") or ""

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult
 
-from agentform.platform import LocalPlatform
 from agentform.resources._provider import AgentformProvider, is_unknown
 from agentform.resources.environment import Environment
 from agentform.resources.policy import Policy
@@ -16,6 +15,9 @@ from agentform.resources.workloads import Agent, Function, ModelApi
 from agentform.settings import connection_inputs
 from agentform_runtime.policies import PolicyConflict, combine
 from agentform_runtime.specs import DeploymentSpec, PolicySpec, WorkloadKind, version_of
+
+if TYPE_CHECKING:
+    from agentform.platform import LocalPlatform
 
 _SETTINGS = (
     "memory_mb",

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pulumi
 from pulumi.dynamic import CheckFailure
 
-from agentform.platform import LocalPlatform
 from agentform.resources._provider import AgentformProvider, name_failures
 from agentform.resources.policy import Policy
 from agentform.settings import connection_inputs
 from agentform_runtime.specs import EnvironmentSpec
+
+if TYPE_CHECKING:
+    from agentform.platform import LocalPlatform
 
 
 class EnvironmentProvider(AgentformProvider):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pulumi
 from pulumi.dynamic import CheckFailure
 
-from agentform.platform import LocalPlatform
 from agentform.resources._provider import AgentformProvider, is_unknown, name_failures
 from agentform.settings import connection_inputs
 from agentform_runtime.specs import PolicySpec
+
+if TYPE_CHECKING:
+    from agentform.platform import LocalPlatform
 
 _SPEC_FIELDS = ("type", "values", "budgets", "resource_types")
 

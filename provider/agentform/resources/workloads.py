@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, TypeGuard
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult
+from pydantic import BaseModel
 
 from agentform.packaging import PackagingError, build_artifact
-from agentform.platform import LocalPlatform
 from agentform.resources._provider import (
     AgentformProvider,
     ProviderError,
@@ -26,10 +26,11 @@ from agentform.resources._provider import (
 )
 from agentform.resources.connection import IntegrationConnection
 from agentform.settings import connection_inputs
-from agentform_runtime.host.artifacts import digest_of
-from agentform_runtime.specs import Manifest, WorkloadKind
+from agentform_runtime.specs import AgentSpec, Manifest, ModelSpec, WorkloadKind, digest_of
 
-MODEL_PROVIDERS = ("openai", "anthropic", "openai-compatible")
+if TYPE_CHECKING:
+    from agentform.platform import LocalPlatform
+
 CodeInput = str | os.PathLike[str] | pulumi.asset.FileArchive
 
 
@@ -46,17 +47,33 @@ def code_path(code: CodeInput | None) -> str | None:
     return str(Path(code).expanduser().resolve())
 
 
-def _integral(value: Any) -> TypeGuard[int | float]:
-    """Numbers reach dynamic providers as floats: 10 arrives as 10.0."""
-    return (
-        isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer()
-    )
-
-
 class WorkloadProvider(AgentformProvider):
     kind: ClassVar[WorkloadKind]
     #: The artifact digest covers code and manifest, so it is the only thing diff needs.
     fields: ClassVar[tuple[str, ...]] = ("name", "artifact")
+    #: The model of the manifest's `spec`, filled from the inputs of the same names.
+    spec_model: ClassVar[type[BaseModel] | None] = None
+
+    def _label(self, inputs: dict[str, Any]) -> str:
+        return f"{self.label} '{inputs.get('name')}'"
+
+    def _spec_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The inputs named like the spec's fields; unset ones take the spec's defaults."""
+        fields = self.spec_model.model_fields if self.spec_model is not None else {}
+        return {k: inputs[k] for k in fields if inputs.get(k) is not None}
+
+    def spec(self, inputs: dict[str, Any]) -> dict[str, object]:
+        """The manifest's `spec`, validated by the model the workload reads it with."""
+        if self.spec_model is None:
+            return {}
+        return self.spec_model.model_validate(self._spec_inputs(inputs)).model_dump(mode="json")
+
+    def validate(self, inputs: dict[str, Any]) -> list[CheckFailure]:
+        failures = name_failures(self.label, inputs)
+        if self.spec_model is not None:
+            spec = self._spec_inputs(inputs)
+            failures += self.model_failures(self.spec_model, spec, self._label(inputs))
+        return failures
 
     def manifest(self, inputs: dict[str, Any]) -> Manifest:
         raise NotImplementedError
@@ -74,16 +91,14 @@ class WorkloadProvider(AgentformProvider):
             try:
                 inputs["artifact"] = digest_of(self.package(news))
             except (PackagingError, OSError, ValueError) as exc:
-                failures.append(
-                    CheckFailure("code", f"{self.label} '{news.get('name')}': code: {exc}")
-                )
+                failures.append(CheckFailure("code", f"{self._label(news)}: code: {exc}"))
         return CheckResult(inputs, failures)
 
     def apply(self, platform: LocalPlatform, inputs: dict[str, Any]) -> dict[str, Any]:
         digest = platform.upload_artifact(self.package(inputs))
         if digest != inputs["artifact"]:
             raise ProviderError(
-                f"{self.label} '{inputs['name']}': its code changed during `pulumi up`; rerun it"
+                f"{self._label(inputs)}: its code changed during `pulumi up`; rerun it"
             )
         return {"kind": self.kind.value}
 
@@ -99,7 +114,7 @@ class FunctionProvider(WorkloadProvider):
     kind = WorkloadKind.FUNCTIONS
 
     def validate(self, inputs: dict[str, Any]) -> list[CheckFailure]:
-        failures = name_failures(self.label, inputs)
+        failures = super().validate(inputs)
         entrypoint = inputs.get("entrypoint")
         if not is_unknown(entrypoint) and (
             not isinstance(entrypoint, str) or ":" not in entrypoint
@@ -107,7 +122,7 @@ class FunctionProvider(WorkloadProvider):
             failures.append(
                 CheckFailure(
                     "entrypoint",
-                    f"{self.label} '{inputs.get('name')}': entrypoint: must be module:function, "
+                    f"{self._label(inputs)}: entrypoint: must be module:function, "
                     f"got {entrypoint!r}",
                 )
             )
@@ -125,59 +140,25 @@ class ModelApiProvider(WorkloadProvider):
     kind = WorkloadKind.MODELS
     #: The connection is not in the artifact (deployments carry it), so diff compares it too.
     fields: ClassVar[tuple[str, ...]] = ("name", "artifact", "connection")
-
-    def validate(self, inputs: dict[str, Any]) -> list[CheckFailure]:
-        label = f"{self.label} '{inputs.get('name')}'"
-        failures = name_failures(self.label, inputs)
-        provider = inputs.get("provider")
-        if not is_unknown(provider) and provider not in MODEL_PROVIDERS:
-            failures.append(
-                CheckFailure(
-                    "provider",
-                    f"{label}: provider: unknown model provider {provider!r}; "
-                    f"use one of {list(MODEL_PROVIDERS)}",
-                )
-            )
-        if not is_unknown(inputs.get("model")) and not inputs.get("model"):
-            failures.append(
-                CheckFailure("model", f"{label}: model: the provider's model name is required")
-            )
-        if provider == "openai-compatible" and not inputs.get("base_url"):
-            failures.append(
-                CheckFailure(
-                    "base_url",
-                    f"{label}: base_url: an openai-compatible provider needs the server's URL",
-                )
-            )
-        return failures
+    spec_model = ModelSpec
 
     def manifest(self, inputs: dict[str, Any]) -> Manifest:
-        spec: dict[str, object] = {"provider": inputs["provider"], "model": inputs["model"]}
-        if inputs.get("base_url") is not None:
-            spec["base_url"] = inputs["base_url"]
-        if inputs.get("max_retries") is not None:
-            spec["max_retries"] = int(inputs["max_retries"])
-        if inputs.get("timeout_s") is not None:
-            spec["timeout_s"] = float(inputs["timeout_s"])
-        return Manifest(kind=self.kind, name=inputs["name"], spec=spec)
+        return Manifest(kind=self.kind, name=inputs["name"], spec=self.spec(inputs))
 
 
 class AgentProvider(WorkloadProvider):
     label = "Agent"
     kind = WorkloadKind.AGENTS
+    spec_model = AgentSpec
 
     def validate(self, inputs: dict[str, Any]) -> list[CheckFailure]:
-        label = f"{self.label} '{inputs.get('name')}'"
-        failures = name_failures(self.label, inputs)
+        # The spec's own rules come from AgentSpec; these relate the agent to other inputs.
+        label = self._label(inputs)
+        failures = super().validate(inputs)
         agents = inputs.get("agents") or []
         if not is_unknown(agents) and inputs.get("name") in agents:
             failures.append(
                 CheckFailure("agents", f"{label}: agents: an agent cannot be chained to itself")
-            )
-        max_steps = inputs.get("max_steps")
-        if not is_unknown(max_steps) and not (_integral(max_steps) and 1 <= max_steps <= 100):
-            failures.append(
-                CheckFailure("max_steps", f"{label}: max_steps: must be 1-100, got {max_steps!r}")
             )
         if inputs.get("code") and not inputs.get("entrypoint"):
             failures.append(
@@ -192,12 +173,6 @@ class AgentProvider(WorkloadProvider):
         return failures
 
     def manifest(self, inputs: dict[str, Any]) -> Manifest:
-        spec: dict[str, object] = {
-            "instructions": inputs.get("instructions") or "",
-            "description": inputs.get("description") or "",
-            "max_steps": int(inputs.get("max_steps") or 10),
-            "handoffs": inputs.get("handoffs") or {},
-        }
         return Manifest(
             kind=self.kind,
             name=inputs["name"],
@@ -205,7 +180,7 @@ class AgentProvider(WorkloadProvider):
             models=[inputs["model"]] if inputs.get("model") else [],
             functions=list(inputs.get("functions") or []),
             agents=list(inputs.get("agents") or []),
-            spec=spec if not inputs.get("code") else {},
+            spec=self.spec(inputs) if not inputs.get("code") else {},
         )
 
 

@@ -13,30 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, Field
-
-from agentform_runtime.workload.host_client import HopError, HostClient, Usage, usage_of
+from agentform_runtime.errors import AgentformError
+from agentform_runtime.specs import AgentSpec as AgentSpec  # re-exported for the handler
+from agentform_runtime.workload.host_client import HostClient, Usage, usage_of
 
 TRANSFER_PREFIX = "transfer_to_"
 _SCHEMA_TTL_S = 30.0
 _schemas: dict[str, tuple[float, dict[str, Any]]] = {}
-
-
-class AgentSpec(BaseModel):
-    """`spec` of a declarative agent's manifest."""
-
-    instructions: str = ""
-    description: str = ""
-    max_steps: int = Field(default=10, ge=1, le=100)
-    handoffs: dict[str, str] = Field(default_factory=dict, description="agent -> when to transfer")
-
-
-class AgentFailure(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 @dataclass
@@ -57,7 +40,7 @@ def conversation_from(body: Any) -> list[dict[str, Any]]:
         return [
             {"role": "user", "content": inputs if isinstance(inputs, str) else json.dumps(inputs)}
         ]
-    raise AgentFailure(400, "BadRequest", 'send {"inputs": "..."} or {"messages": [...]}')
+    raise AgentformError(400, "BadRequest", 'send {"inputs": "..."} or {"messages": [...]}')
 
 
 def _function_tool(host: HostClient, name: str) -> dict[str, Any]:
@@ -101,7 +84,7 @@ def _run_tool(host: HostClient, functions: list[str], call: dict[str, Any]) -> s
         )
     try:
         return json.dumps(host.function(name, arguments))
-    except HopError as exc:
+    except AgentformError as exc:
         return json.dumps({"error": {"code": exc.code, "message": exc.message}})
 
 
@@ -128,8 +111,8 @@ def run_agent(
             request["tools"] = tools
         try:
             completion = host.chat(model, request)
-        except HopError as exc:
-            raise AgentFailure(
+        except AgentformError as exc:
+            raise AgentformError(
                 exc.status, exc.code, f"model API '{model}': {exc.message}"
             ) from None
         usage += usage_of(completion)
@@ -144,7 +127,7 @@ def run_agent(
         if transfers:
             target = transfers[0]["function"]["name"][len(TRANSFER_PREFIX) :]
             if target not in agents:
-                raise AgentFailure(
+                raise AgentformError(
                     502,
                     "UnknownHandoff",
                     f"the model asked to transfer to undeclared agent {target!r}",
@@ -153,8 +136,8 @@ def run_agent(
                 answer = host.agent(
                     target, {"messages": conversation + _visible(messages[len(conversation) :])}
                 )
-            except HopError as exc:
-                raise AgentFailure(
+            except AgentformError as exc:
+                raise AgentformError(
                     exc.status, exc.code, f"handoff to '{target}': {exc.message}"
                 ) from None
             handed = Usage(
@@ -172,7 +155,7 @@ def run_agent(
             results = list(pool.map(lambda call: _run_tool(host, functions, call), calls))
         for call, result in zip(calls, results, strict=True):
             messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
-    raise AgentFailure(
+    raise AgentformError(
         500,
         "MaxStepsExceeded",
         f"agent '{name}' did not reach a final answer within max_steps={spec.max_steps}",

@@ -16,12 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agentform_runtime.errors import AgentformError
 from agentform_runtime.specs import HEALTH_PATH, MANIFEST_FILE, Manifest, WorkloadKind
 from agentform_runtime.workload import models, responses
-from agentform_runtime.workload.agent_loop import AgentFailure, AgentResult, AgentSpec, run_agent
+from agentform_runtime.workload.agent_loop import AgentResult, AgentSpec, run_agent
 from agentform_runtime.workload.context import Context, serving
 from agentform_runtime.workload.functions import BadArguments, Function, load_entrypoint
-from agentform_runtime.workload.host_client import HopError, HostClient
+from agentform_runtime.workload.host_client import HostClient
 from agentform_runtime.workload.sdk import AgentContext
 
 
@@ -119,9 +120,7 @@ def _serve_agent(body: Any, context: Context, deadline: float) -> dict[str, Any]
             host, MANIFEST.name, AGENT_SPEC, model, MANIFEST.functions, MANIFEST.agents, body
         )
         return _agent_response(result, context)
-    except AgentFailure as exc:
-        return responses.error(exc.status, exc.code, exc.message)
-    except HopError as exc:
+    except AgentformError as exc:
         return responses.error(exc.status, exc.code, exc.message)
     except Exception as exc:  # custom agent code failed
         traceback.print_exc()

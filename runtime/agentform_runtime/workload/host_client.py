@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from agentform_runtime.errors import AgentformError
 from agentform_runtime.workload.context import Context
 
 _lock = threading.Lock()
@@ -26,16 +27,6 @@ def _http() -> httpx.Client:
         if _client is None:
             _client = httpx.Client(timeout=httpx.Timeout(900.0, connect=5.0))
         return _client
-
-
-class HopError(Exception):
-    """A hop answered with an error; `code` and `message` come from the host or the callee."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -75,7 +66,7 @@ class HostClient:
         return max(0.5, self.deadline - time.time())
 
     def call(self, kind: str, name: str, body: Any, path: str = "") -> Any:
-        """POST `body` to another deployment; return its JSON, raise HopError on failure."""
+        """POST `body` to another deployment; return its JSON, raise AgentformError on failure."""
         url = f"{self.gateway}/run/{self.environment}/{kind}/{name}{path}"
         try:
             response = _http().post(
@@ -88,23 +79,17 @@ class HostClient:
                 },
             )
         except httpx.HTTPError as exc:
-            raise HopError(
+            raise AgentformError(
                 502, "HopFailed", f"{kind}/{name}: {type(exc).__name__}: {exc}"
             ) from None
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = {
-                "error": {"code": f"HTTP{response.status_code}", "message": response.text[:500]}
-            }
         if response.status_code >= 400:
-            error = payload.get("error", {}) if isinstance(payload, dict) else {}
-            raise HopError(
-                response.status_code,
-                str(error.get("code", f"HTTP{response.status_code}")),
-                str(error.get("message", response.text[:500])),
-            )
-        return payload
+            raise AgentformError.from_response(response.status_code, response.content)
+        try:
+            return response.json()
+        except ValueError:
+            raise AgentformError(
+                502, "HopFailed", f"{kind}/{name} answered {response.text[:200]!r}, not JSON"
+            ) from None
 
     def chat(self, model: str, request: dict[str, Any]) -> dict[str, Any]:
         """An OpenAI-style chat completion through the model API deployment `model`."""

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, Field
 
+from agentform_runtime.errors import AgentformError
+from agentform_runtime.specs import ModelSpec as ModelSpec  # re-exported for the handler
 from agentform_runtime.workload import anthropic, responses
 from agentform_runtime.workload.host_client import usage_of
 
@@ -24,17 +25,6 @@ DEFAULT_BASE_URLS = {
 }
 ANTHROPIC_VERSION = "2023-06-01"
 RETRIED_STATUSES = {408, 409, 429, 500, 502, 503, 504, 529}
-
-
-class ModelSpec(BaseModel):
-    """`spec` of a model API's manifest."""
-
-    provider: str = Field(description="openai, anthropic or openai-compatible")
-    model: str
-    base_url: str | None = None
-    max_retries: int = Field(default=3, ge=0, le=10)
-    backoff_s: float = Field(default=0.5, ge=0, le=30)
-    timeout_s: float = Field(default=120.0, gt=0)
 
 
 @dataclass
@@ -47,13 +37,6 @@ class Connection:
     def from_environment(cls) -> Connection:
         raw = os.environ.get("AGENTFORM_CONNECTION")
         return cls(**json.loads(raw)) if raw else cls()
-
-
-class UpstreamError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 class ModelGateway:
@@ -87,11 +70,14 @@ class ModelGateway:
                 return result
             last = f"HTTP {response.status_code}: {response.text[:300]}"
             if response.status_code not in RETRIED_STATUSES:
-                raise UpstreamError(
-                    response.status_code, f"the provider refused the request: {last}"
+                raise AgentformError(
+                    response.status_code,
+                    "UpstreamError",
+                    f"the provider refused the request: {last}",
                 )
-        raise UpstreamError(
+        raise AgentformError(
             502,
+            "UpstreamError",
             f"the provider failed {attempts} time(s) ({self.spec.provider} at {self.base_url}); "
             f"last: {last}",
         )
@@ -129,7 +115,7 @@ def serve(gateway: ModelGateway, path: str, body: Any) -> dict[str, Any]:
         completion = gateway.chat_completion(body)
     except ValueError as exc:
         return responses.error(400, "BadRequest", str(exc))
-    except UpstreamError as exc:
+    except AgentformError as exc:
         status = exc.status if 400 <= exc.status < 500 and exc.status != 429 else 502
         return responses.error(status, "UpstreamError", exc.message)
     return responses.ok(completion, headers={"x-agentform-usage": usage_of(completion).header()})

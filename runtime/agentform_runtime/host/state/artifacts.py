@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import shutil
@@ -10,13 +9,11 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from agentform_runtime.specs import digest_of
+
 
 class InvalidArtifact(ValueError):
     """The upload is not a usable zip."""
-
-
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 class ArtifactStore:
