@@ -230,7 +230,6 @@ class Manifest(BaseModel):
 def version_of(spec: DeploymentSpec) -> str:
     """A version id: the digest of the artifact plus the configuration that shapes the code's
     behaviour. Scaling, policies and `enabled` are deployment settings, not part of it."""
-    import hashlib
     import json
 
     resolved = {

@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from agentform_runtime.errors import AgentformError
 from agentform_runtime.host.running.runtime_api import Invocation, Outcome, RuntimeApi
@@ -178,7 +178,6 @@ class Worker:
         self._exited: asyncio.Future[int] | None = None
         self.pid: int | None = None
         self._port = 0
-        self._log: IO[bytes] | None = None
         self.stopped = False
         self.out_of_memory = False  # set by `enforce_memory` before it stops the worker
         self.last_used = time.monotonic()
