@@ -1,0 +1,56 @@
+"""The contract between the AWS deployer (`agentform.platforms.aws`) and the workload runtime
+when it runs on AWS Lambda: the names of what the deployer creates and the variables it sets
+on every function. One module, imported by both sides, so neither guesses the other's names.
+
+Per environment the deployer creates:
+- one DynamoDB table, `table_name(environment)`, keys `pk` (S) and `sk` (S), holding
+  execution records, token-budget counters and hashed API keys (item shapes are owned by
+  `agentform_runtime.workload.aws`);
+- one Secrets Manager secret, `hop_key_secret_name(environment)`, the key that signs hop
+  tokens (a random string);
+- optionally the end-user JWT settings, in `AUTH_VAR` of each agent function.
+
+Per deployment: a function `function_name(...)`, an alias `LIVE_ALIAS`, one IAM role.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from agentform_runtime.specs import DeploymentKey
+
+PLATFORM_VAR = "AGENTFORM_PLATFORM"  # "local" (default) or "aws"
+LIVE_ALIAS = "live"
+
+# Variables the deployer sets on every function (beside AGENTFORM_ENVIRONMENT, _KIND, _NAME,
+# _VERSION and _CONFIG, which the local host sets too).
+TARGETS_VAR = "AGENTFORM_TARGETS"  # JSON {"functions/x": "<live alias ARN>", ...}: declared only
+TABLE_VAR = "AGENTFORM_TABLE"  # the environment's DynamoDB table
+HOP_KEY_SECRET_VAR = "AGENTFORM_HOP_KEY_SECRET"  # ARN of the hop-token key secret
+CONNECTION_SECRET_VAR = "AGENTFORM_CONNECTION_SECRET"  # ARN of its connection's secret, if any
+POLICIES_VAR = "AGENTFORM_POLICIES"  # JSON list of effective PolicySpec dicts
+AUTH_VAR = "AGENTFORM_AUTH"  # JSON {"jwt_secret_arn": ..., "jwks_url": ...}; agents only
+
+_PREFIX = "agentform"
+_MAX_FUNCTION_NAME = 64
+
+
+def function_name(key: DeploymentKey) -> str:
+    """`agentform-<env>-<kind>-<name>`, shortened with a hash to Lambda's 64 characters."""
+    full = f"{_PREFIX}-{key.environment}-{key.kind}-{key.name}"
+    if len(full) <= _MAX_FUNCTION_NAME:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:8]
+    return f"{full[: _MAX_FUNCTION_NAME - 9]}-{digest}"
+
+
+def table_name(environment: str) -> str:
+    return f"{_PREFIX}-{environment}"
+
+
+def hop_key_secret_name(environment: str) -> str:
+    return f"{_PREFIX}/{environment}/hop-key"
+
+
+def connection_secret_name(connection: str) -> str:
+    return f"{_PREFIX}/connections/{connection}"
