@@ -2,7 +2,8 @@
 # Set up everything Agentform needs on a fresh machine, idempotently:
 #   - a Python 3.11 virtualenv in .venv with the pinned dependencies (reinstalled only when
 #     pyproject.toml or constraints.txt change),
-#   - the Pulumi engine at the pinned version (scripts/setup-engine.sh; cached by version).
+#   - the Pulumi engine at the pinned version (scripts/setup-engine.sh; cached by version),
+#   - PostgreSQL's server from Debian's packages, for the tests (scripts/setup-postgres.sh).
 #
 #   bash scripts/setup.sh     set up only
 #   source scripts/setup.sh   set up, then, in this shell, put .venv/bin and the engine on PATH
@@ -63,6 +64,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     -c "$repo/constraints.txt" -e "$repo[dev]" >&2
   echo "$want" > "$stamp"
 fi
+# PostgreSQL's server, for the tests of function connections (Debian package; idempotent).
+bash "$repo/scripts/setup-postgres.sh" >/dev/null
 engine="$(bash "$repo/scripts/setup-engine.sh")"
 if [ "${1:-}" = --print-engine-dir ]; then
   echo "$engine"

@@ -120,12 +120,35 @@ def serve(
             "(default: 8 per core). Hops between workloads are not counted.",
         ),
     ] = None,
+    no_sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--no-sandbox",
+            help="Run workers as plain processes of this user (when the kernel refuses "
+            "namespaces or cgroups). Any workload can then read the state dir and other workers.",
+        ),
+    ] = False,
 ) -> None:
     """Run the local serverless host until SIGTERM/SIGINT."""
     from agentform_runtime.host import server
 
     try:
-        server.serve(host, port, state_dir, jwt_secret, jwks_file, clock_file, max_concurrency)
+        server.serve(
+            host,
+            port,
+            state_dir,
+            jwt_secret,
+            jwks_file,
+            clock_file,
+            max_concurrency,
+            no_sandbox=no_sandbox,
+        )
+    except server.SandboxUnavailable as exc:
+        fail(
+            f"cannot sandbox workers: {exc}",
+            "run as root on Linux with PID/mount namespaces and memory+pids cgroups, "
+            "or start with --no-sandbox (workers then are not isolated)",
+        )
     except OSError as exc:
         fail(
             f"cannot listen on {host}:{port}: {exc.strerror}", "is another host running? try --port"

@@ -182,9 +182,21 @@ class DeploymentSpec(Strict):
     policies: list[Name] = Field(default_factory=list)
     enabled: bool = True
     connection: Name | None = Field(
-        default=None, description="integration connection whose secrets the workload gets"
+        default=None, description="integration connection whose secrets a model API gets"
+    )
+    connections: list[Name] = Field(
+        default_factory=list,
+        description="integration connections a function reads (ctx.connections[name])",
     )
     config: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("connections")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"lists {repeated} more than once")
+        return value
 
     @field_validator("artifact")
     @classmethod
@@ -239,6 +251,8 @@ def version_of(spec: DeploymentSpec) -> str:
         "config": dict(sorted(spec.config.items())),
         "connection": spec.connection,
     }
+    if spec.connections:  # only when set, so versions without any keep their ids
+        resolved["connections"] = sorted(spec.connections)
     canonical = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
     return "v" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -12,14 +12,20 @@ import psutil
 
 from tests.support.hosts import RunningHost
 from tests.support.polling import wait_until
-from tests.support.workloads import deploy, deployment, function_artifact, setup_environment
+from tests.support.workloads import (
+    deploy,
+    deployment,
+    function_artifact,
+    setup_environment,
+    worker_pid,
+)
 
 SLOW = """
 import os, time
 
 def main(seconds: float = 0) -> dict:
     time.sleep(seconds)
-    return {"pid": os.getpid()}
+    return {"worker": int(os.environ["AGENTFORM_WORKER"])}
 """
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -41,7 +47,7 @@ def test_kill_9_mid_traffic_loses_nothing(tmp_path: Path) -> None:
         second = deploy(admin, artifact, "slow", policies=["eu"], timeout_s=30).json()["version"]
         done = host.client(key).post("/run/development/functions/slow", json={})
         assert done.status_code == 200
-        worker_pid = done.json()["pid"]
+        worker = worker_pid(admin, "slow", done.json()["worker"])
 
         outcome: list[object] = []
 
@@ -65,7 +71,7 @@ def test_kill_9_mid_traffic_loses_nothing(tmp_path: Path) -> None:
         assert len(outcome) == 1 and isinstance(
             outcome[0], httpx.TransportError
         )  # failed, not hung
-        wait_until(lambda: not psutil.pid_exists(worker_pid))  # no worker outlives its host
+        wait_until(lambda: not psutil.pid_exists(worker))  # no worker outlives its host
 
         host.start()  # same state dir, new process
         admin = host.admin()
@@ -98,7 +104,8 @@ def test_sigterm_stops_the_host_and_its_workers(tmp_path: Path) -> None:
     admin = host.admin()
     key = setup_environment(admin)
     deploy(admin, function_artifact(tmp_path, "slow", SLOW), "slow").raise_for_status()
-    pid = host.client(key).post("/run/development/functions/slow", json={}).json()["pid"]
+    done = host.client(key).post("/run/development/functions/slow", json={})
+    pid = worker_pid(admin, "slow", done.json()["worker"])
     # uvicorn re-raises SIGTERM after its graceful shutdown, as a service manager expects.
     assert host.kill(signal.SIGTERM) in (0, -signal.SIGTERM)
     assert "host stopped cleanly (1 workers stopped)" in (host.state_dir / "host.log").read_text()

@@ -41,7 +41,7 @@ def test_cold_then_warm_reuses_the_worker(host: RunningHost, tmp_path: Path) -> 
     first = run.post("/run/development/functions/pid", json={"tag": "a"})
     second = run.post("/run/development/functions/pid", json={"tag": "b"})
     assert first.status_code == second.status_code == 200
-    assert first.json()["pid"] == second.json()["pid"] == ready_worker["pid"]
+    assert first.json()["worker"] == second.json()["worker"] == ready_worker["worker"]
     assert first.headers["x-agentform-version"] == body["version"]
 
 
@@ -57,9 +57,9 @@ def test_first_request_after_scale_to_zero_is_a_cold_start(
         admin, function_artifact(tmp_path, "pid", PID_FUNCTION), "pid", scaling=scaling
     ).raise_for_status()
     run = host.client(key)
-    before = run.post("/run/development/functions/pid", json={}).json()["pid"]
+    before = run.post("/run/development/functions/pid", json={}).json()["worker"]
     wait_until(lambda: deployment(admin, "pid")["instances"] == [], timeout=20)
-    after = run.post("/run/development/functions/pid", json={}).json()["pid"]
+    after = run.post("/run/development/functions/pid", json={}).json()["worker"]
     assert after != before  # a new worker process: cold start after scaling to zero
 
 
@@ -68,7 +68,7 @@ import os, time
 
 def main(seconds: float = 0.0) -> dict:
     time.sleep(seconds)
-    return {"pid": os.getpid()}
+    return {"worker": int(os.environ["AGENTFORM_WORKER"])}
 """
 
 
@@ -88,7 +88,7 @@ def test_idle_workers_are_reaped_down_to_min_instances(host: RunningHost, tmp_pa
         pids = set(
             pool.map(
                 lambda _: run.post("/run/development/functions/slow", json={"seconds": 1}).json()[
-                    "pid"
+                    "worker"
                 ],
                 range(3),
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +19,7 @@ from tests.support.workloads import (
     deployment,
     function_artifact,
     setup_environment,
+    worker_pid,
 )
 
 MISBEHAVING_FUNCTION = """
@@ -34,7 +36,7 @@ def main(action: str = "ok", megabytes: int = 0, seconds: float = 0) -> dict:
         os._exit(3)
     elif action == "segfault":
         os.kill(os.getpid(), signal.SIGSEGV)
-    return {"pid": os.getpid()}
+    return {"worker": int(os.environ["AGENTFORM_WORKER"])}
 """
 
 
@@ -54,13 +56,13 @@ def test_exceeding_memory_fails_the_invocation_and_recycles_the_worker(
     host: RunningHost, tmp_path: Path
 ) -> None:
     admin, call = _misbehaving(host, tmp_path, memory_mb=128)
-    before = call().json()["pid"]
+    before = call().json()["worker"]
     response = call(action="allocate", megabytes=300)
     assert response.status_code == 502
     error = response.json()["error"]
     assert error["code"] == "OutOfMemory" and "memory limit of 128 MB" in error["message"]
     after = call()
-    assert after.status_code == 200 and after.json()["pid"] != before  # a fresh worker
+    assert after.status_code == 200 and after.json()["worker"] != before  # a fresh worker
     record = admin.get(f"/v1/executions/{response.headers['x-agentform-request-id']}").json()
     assert record["error_class"] == "OutOfMemory"
 
@@ -69,12 +71,12 @@ def test_exceeding_the_timeout_is_a_504_and_recycles_the_worker(
     host: RunningHost, tmp_path: Path
 ) -> None:
     _, call = _misbehaving(host, tmp_path, timeout_s=1)
-    before = call().json()["pid"]
+    before = call().json()["worker"]
     response = call(action="sleep", seconds=30)
     assert response.status_code == 504
     assert response.json()["error"]["code"] == "Timeout"
     after = call()
-    assert after.status_code == 200 and after.json()["pid"] != before
+    assert after.status_code == 200 and after.json()["worker"] != before
 
 
 def test_a_crashing_worker_is_a_502_and_the_host_keeps_serving(
@@ -96,7 +98,7 @@ def test_requests_beyond_max_instances_queue_for_a_worker(
     with ThreadPoolExecutor(4) as pool:
         responses = list(pool.map(lambda _: call(action="sleep", seconds=0.3), range(4)))
     assert [r.status_code for r in responses] == [200] * 4
-    assert len({r.json()["pid"] for r in responses}) == 1
+    assert len({r.json()["worker"] for r in responses}) == 1
     assert len(deployment(admin, "bad")["instances"]) == 1
 
 
@@ -123,7 +125,9 @@ def test_deactivated_deployments_refuse_clearly_and_come_back(
     artifact = function_artifact(tmp_path, "pid", PID_FUNCTION)
     deploy(admin, artifact, "pid").raise_for_status()
     run = host.client(key)
-    pid = run.post("/run/development/functions/pid", json={}).json()["pid"]
+    pid = worker_pid(
+        admin, "pid", run.post("/run/development/functions/pid", json={}).json()["worker"]
+    )
 
     disabled = deploy(admin, artifact, "pid", enabled=False)
     assert disabled.status_code == 200 and disabled.json()["status"] == "disabled"
@@ -140,27 +144,29 @@ def test_deactivated_deployments_refuse_clearly_and_come_back(
 
 
 FLAGGED = """
-import os
+import socket
 
-if not os.path.exists({flag!r}):
-    raise RuntimeError("the flag file is gone")
+# The flag is a listening port on loopback: the sandbox shares the network, not the files.
+try:
+    socket.create_connection(("127.0.0.1", {port}), timeout=5).close()
+except OSError:
+    raise RuntimeError("the flag file is gone") from None
 
 
 def main() -> dict:
-    return {{"pid": os.getpid()}}
+    return {{}}
 """
 
 
 def test_a_cold_start_that_cannot_load_is_a_clean_502(host: RunningHost, tmp_path: Path) -> None:
     admin = host.admin()
     key = setup_environment(admin)
-    flag = tmp_path / "flag"
-    flag.touch()
+    flag = socket.create_server(("127.0.0.1", 0))
     scaling = {"idle_timeout_s": 0.3}
-    artifact = function_artifact(tmp_path, "flaky", FLAGGED.format(flag=str(flag)))
+    artifact = function_artifact(tmp_path, "flaky", FLAGGED.format(port=flag.getsockname()[1]))
     deploy(admin, artifact, "flaky", scaling=scaling).raise_for_status()
     wait_until(lambda: deployment(admin, "flaky")["instances"] == [])  # scaled to zero
-    flag.unlink()
+    flag.close()
     response = host.client(key).post("/run/development/functions/flaky", json={})
     assert response.status_code == 502
     error = response.json()["error"]

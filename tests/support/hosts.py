@@ -31,7 +31,9 @@ class RunningHost:
         url_file = self.state_dir / "host.url"
         url_file.unlink(missing_ok=True)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.state_dir / "host.log", "ab")  # noqa: SIM115 - closed with the process
+        # 0600, as the host keeps every file of its state dir.
+        fd = os.open(self.state_dir / "host.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        log = os.fdopen(fd, "ab")
         self.process = subprocess.Popen(
             [
                 sys.executable,

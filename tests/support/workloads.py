@@ -58,5 +58,14 @@ PID_FUNCTION = """
 import os
 
 def main(tag: str = "") -> dict:
-    return {"pid": os.getpid(), "tag": tag}
+    return {"pid": os.getpid(), "worker": int(os.environ["AGENTFORM_WORKER"]), "tag": tag}
 """
+
+
+def worker_pid(admin: httpx.Client, name: str, worker: int, env: str = "development") -> int:
+    """The host's pid of instance `worker` (what a function reports as AGENTFORM_WORKER):
+    inside a sandbox a worker only sees its own PID namespace."""
+    for instance in deployment(admin, name, env)["instances"]:
+        if instance["worker"] == worker:
+            return int(instance["pid"])
+    raise AssertionError(f"no instance {worker} in {deployment(admin, name, env)['instances']}")

@@ -38,6 +38,7 @@ def deployment_spec(inputs: dict[str, Any]) -> dict[str, Any]:
         "enabled": inputs.get("enabled", True),
         "config": inputs.get("config") or {},
         "connection": inputs.get("connection"),
+        "connections": inputs.get("connections") or [],
         "scaling": {
             k: inputs[k]
             for k in ("min_instances", "max_instances", "idle_timeout_s")
@@ -59,6 +60,7 @@ class DeploymentProvider(AgentformProvider):
         "environment",
         "artifact",
         "connection",
+        "connections",
         "policies",
         "policy_specs",
         "environment_policy_specs",
@@ -185,6 +187,9 @@ class Deployment(pulumi.dynamic.Resource):
         :param opts: Pulumi resource options.
         """
         connection = workload.connection if isinstance(workload, ModelApi) else None
+        connections: pulumi.Input[list[str]] = (
+            workload.connections if isinstance(workload, Function) else []
+        )
         super().__init__(
             DeploymentProvider(),
             resource_name,
@@ -193,6 +198,7 @@ class Deployment(pulumi.dynamic.Resource):
                 "kind": workload.kind,
                 "artifact": workload.artifact,
                 "connection": connection,
+                "connections": connections,
                 "environment": environment.name,
                 "environment_policy_specs": environment.policy_specs,
                 "policies": [p.name for p in policies],

@@ -112,6 +112,8 @@ class WorkloadProvider(AgentformProvider):
 class FunctionProvider(WorkloadProvider):
     label = "Function"
     kind = WorkloadKind.FUNCTIONS
+    #: Connections are not in the artifact (deployments carry them), so diff compares them too.
+    fields: ClassVar[tuple[str, ...]] = ("name", "artifact", "connections")
 
     def validate(self, inputs: dict[str, Any]) -> list[CheckFailure]:
         failures = super().validate(inputs)
@@ -217,7 +219,10 @@ class _Workload(pulumi.dynamic.Resource):
 class Function(_Workload):
     """Custom code that agents call as a tool: JSON arguments in, JSON out, run sandboxed in its
     own worker process. Arguments are validated against a JSON schema derived from the type
-    hints (or `parameters`) before the code runs."""
+    hints (or `parameters`) before the code runs. It reads the integration connections it
+    declares (`ctx.connections["db"]`), and no other."""
+
+    connections: pulumi.Output[list[str]]
 
     def __init__(
         self,
@@ -226,6 +231,7 @@ class Function(_Workload):
         code: CodeInput,
         entrypoint: pulumi.Input[str],
         parameters: pulumi.Input[Mapping[str, Any]] | None = None,
+        connections: Sequence[IntegrationConnection] = (),
         name: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -234,6 +240,9 @@ class Function(_Workload):
         :param code: A directory (or `pulumi.FileArchive` of a directory or .zip) with the code.
         :param entrypoint: `module:function`, e.g. `weather:get_weather`.
         :param parameters: An explicit JSON schema for the arguments (default: from type hints).
+        :param connections: IntegrationConnections the code reads through
+            `ctx.connections[name]` (config and secret values); a changed secret reaches it
+            without a redeploy.
         :param name: The function's name on the platform (DNS-safe); defaults to `resource_name`.
         :param opts: Pulumi resource options.
         """
@@ -241,7 +250,12 @@ class Function(_Workload):
             FunctionProvider(),
             resource_name,
             name,
-            {"code": code_path(code), "entrypoint": entrypoint, "parameters": parameters},
+            {
+                "code": code_path(code),
+                "entrypoint": entrypoint,
+                "parameters": parameters,
+                "connections": [c.name for c in connections],
+            },
             opts,
         )
 

@@ -28,6 +28,7 @@ from agentform_runtime.host.hops import HopRegistry
 from agentform_runtime.host.invoke import Invoker
 from agentform_runtime.host.lineage import LineageRecorder
 from agentform_runtime.host.running.runtime_api import RuntimeApi
+from agentform_runtime.host.running.worker import Isolation
 from agentform_runtime.host.state.artifacts import ArtifactStore
 from agentform_runtime.host.state.secrets import SecretBox, read_or_create
 from agentform_runtime.host.state.store import Store
@@ -43,6 +44,17 @@ class HostConfig:
     jwks_file: Path | None = None
     clock_file: Path | None = None  # tests only: the budget clock reads its time here
     max_concurrency: int | None = None  # requests from outside run at once (default 8/core)
+    sandbox: bool = True  # each worker in its own namespaces, cgroup and uid (host/sandbox.py)
+
+
+def private_state_dir(state_dir: Path) -> None:
+    """Make `state_dir` the host's alone: mode 0700, and its files 0600 (the ones an earlier
+    version may have left readable too). Files the host creates later are 0600 by its umask."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.chmod(0o700)
+    for path in state_dir.iterdir():
+        if path.is_file() and not path.is_symlink():
+            path.chmod(0o600)
 
 
 def admin_token(state_dir: Path) -> str:
@@ -101,15 +113,24 @@ def create_app(config: HostConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state_dir = config.state_dir
-        state_dir.mkdir(parents=True, exist_ok=True)
+        private_state_dir(state_dir)
+        isolation = Isolation.for_state_dir(state_dir) if config.sandbox else None
         store = Store(state_dir / "state.db")
         failed = store.fail_unfinished_executions("the host stopped while this request ran")
         if failed:
             log.warning("marked %d executions interrupted by the last stop as failed", failed)
-        artifacts = ArtifactStore(state_dir / "artifacts")
+        artifacts = ArtifactStore(
+            state_dir / "artifacts", group=isolation.gid if isolation is not None else None
+        )
         catalog = Catalog(store, SecretBox(state_dir / "secret.key"))
         deployments = Deployments(
-            store, catalog, artifacts, RuntimeApi(), state_dir / "logs", config.public_url
+            store,
+            catalog,
+            artifacts,
+            RuntimeApi(),
+            state_dir / "logs",
+            config.public_url,
+            isolation,
         )
         auth = Authenticator(
             store, admin_token(state_dir), JwtVerifier(config.jwt_secret, config.jwks_file)

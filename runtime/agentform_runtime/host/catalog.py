@@ -135,11 +135,11 @@ class Catalog:
             raise not_found(f"connection '{name}'")
         return stored
 
-    def check_connection(self, name: str | None) -> None:
+    def check_connection(self, name: str | None, field: str = "connection") -> None:
         """400 naming the field when a deployment refers to a connection that does not exist."""
         if name is not None and self.store.get_object("connection", name, StoredConnection) is None:
             raise AgentformError(
-                400, "InvalidField", f"connection: '{name}' does not exist", field="connection"
+                400, "InvalidField", f"{field}: '{name}' does not exist", field=field
             )
 
     async def put_connection(
@@ -162,7 +162,7 @@ class Catalog:
         users = [
             f"{d.environment}/{d.kind}/{d.name}"
             for d in self.store.list_deployments()
-            if d.spec.connection == name
+            if d.spec.connection == name or name in d.spec.connections
         ]
         if users:
             raise AgentformError(409, "InUse", f"connection '{name}' is used by {users}")

@@ -21,7 +21,7 @@ from agentform_runtime.host.catalog import Catalog
 from agentform_runtime.host.running.launch import make_ready, worker_spec
 from agentform_runtime.host.running.pool import WorkerPool
 from agentform_runtime.host.running.runtime_api import RuntimeApi
-from agentform_runtime.host.running.worker import Zygote
+from agentform_runtime.host.running.worker import Isolation, Zygote
 from agentform_runtime.host.state.artifacts import ArtifactStore
 from agentform_runtime.host.state.store import DeploymentRow, Store
 from agentform_runtime.policies import EffectivePolicies
@@ -64,12 +64,13 @@ class Deployments:
         runtime_api: RuntimeApi,
         log_dir: Path,
         gateway_url: str,
+        isolation: Isolation | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
         self.artifacts = artifacts
         self.runtime_api = runtime_api
-        self.zygote = Zygote()
+        self.zygote = Zygote(isolation)
         self.log_dir = log_dir
         self.gateway_url = gateway_url
         self.live: dict[DeploymentKey, Live] = {}
@@ -168,6 +169,16 @@ class Deployments:
                 field="artifact",
             )
         self.catalog.check_connection(spec.connection)
+        if spec.connections and kind != WorkloadKind.FUNCTIONS:
+            raise AgentformError(
+                400,
+                "InvalidField",
+                f"connections: only functions read connections; a {kind} deployment "
+                "cannot declare them (a model API names its one `connection`)",
+                field="connections",
+            )
+        for name in spec.connections:
+            self.catalog.check_connection(name, field="connections")
         return manifest, effective
 
     # --- worker pools --------------------------------------------------------------------------
@@ -175,11 +186,17 @@ class Deployments:
     def _pool(
         self, key: DeploymentKey, version: str, spec: DeploymentSpec, manifest: Manifest
     ) -> WorkerPool:
-        # Only model gateways ever see credentials.
+        # A model gateway sees its connection's credentials; a function the ones it declares;
+        # nothing else sees any.
         connection = (
             self.catalog.open_connection(spec.connection)
             if spec.connection is not None and key.kind == WorkloadKind.MODELS
             else None
+        )
+        connections = (
+            {name: self.catalog.open_connection(name) for name in spec.connections}
+            if key.kind == WorkloadKind.FUNCTIONS
+            else {}
         )
         launch = worker_spec(
             key,
@@ -190,6 +207,7 @@ class Deployments:
             self.log_dir,
             self.gateway_url,
             connection,
+            connections,
         )
         return WorkerPool(launch, spec.scaling, self.runtime_api, self.zygote)
 
@@ -232,7 +250,8 @@ class Deployments:
         secrets; the old workers drain. The version is unchanged: it names the connection, not
         its secrets."""
         for key, live in list(self.live.items()):
-            if live.spec.connection != name or live.pool is None:
+            uses = live.spec.connection == name or name in live.spec.connections
+            if not uses or live.pool is None:
                 continue
             async with self.lock(key):
                 current = self.live.get(key)
@@ -321,6 +340,7 @@ class Deployments:
                 "timeout_s": old.timeout_s,
                 "config": old.config,
                 "connection": old.connection,
+                "connections": old.connections,
             }
         )
         return await self.put(key, spec)

@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 import contextvars
+import functools
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
+
+CONNECTIONS_VARIABLE = "AGENTFORM_CONNECTIONS"
+
+
+@dataclass(frozen=True)
+class Connection:
+    """An integration connection as a workload reads it: its provider, its plain configuration
+    and its secret values (all strings)."""
+
+    provider: str = ""
+    config: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@functools.cache
+def declared_connections() -> Mapping[str, Connection]:
+    """The connections this function's deployment declares, by name (read once per worker:
+    the host starts fresh workers when one of them changes)."""
+    raw = json.loads(os.environ.get(CONNECTIONS_VARIABLE) or "{}")
+    return MappingProxyType({name: Connection(**value) for name, value in raw.items()})
 
 
 @dataclass(frozen=True)
@@ -22,6 +45,8 @@ class Context:
     deployment: str
     version: str
     headers: dict[str, str] = field(default_factory=dict, repr=False)
+    connections: Mapping[str, Connection] = field(default_factory=dict, repr=False)
+    """The integration connections the deployment declares (`connections=[...]`), by name."""
 
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> Context:
@@ -35,6 +60,7 @@ class Context:
             deployment=os.environ.get("AGENTFORM_NAME", ""),
             version=os.environ.get("AGENTFORM_VERSION", ""),
             headers=headers,
+            connections=declared_connections(),
         )
 
 

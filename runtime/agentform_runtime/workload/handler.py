@@ -53,7 +53,7 @@ if MANIFEST.kind is WorkloadKind.FUNCTIONS:
     FUNCTION = Function(_entrypoint(), _schema if isinstance(_schema, dict) else None)
 elif MANIFEST.kind is WorkloadKind.MODELS:
     GATEWAY = models.ModelGateway(
-        models.ModelSpec.model_validate(MANIFEST.spec), models.Connection.from_environment()
+        models.ModelSpec.model_validate(MANIFEST.spec), models.connection_from_environment()
     )
 elif MANIFEST.entrypoint:
     CUSTOM_AGENT = _entrypoint()

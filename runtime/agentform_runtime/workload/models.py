@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -17,6 +16,7 @@ import httpx
 from agentform_runtime.errors import AgentformError
 from agentform_runtime.specs import ModelSpec as ModelSpec  # re-exported for the handler
 from agentform_runtime.workload import anthropic, responses
+from agentform_runtime.workload.context import Connection
 from agentform_runtime.workload.host_client import usage_of
 
 DEFAULT_BASE_URLS = {
@@ -27,16 +27,10 @@ ANTHROPIC_VERSION = "2023-06-01"
 RETRIED_STATUSES = {408, 409, 429, 500, 502, 503, 504, 529}
 
 
-@dataclass
-class Connection:
-    provider: str = ""
-    config: dict[str, str] = field(default_factory=dict)
-    secrets: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_environment(cls) -> Connection:
-        raw = os.environ.get("AGENTFORM_CONNECTION")
-        return cls(**json.loads(raw)) if raw else cls()
+def connection_from_environment() -> Connection:
+    """The model API's own connection (`AGENTFORM_CONNECTION`, set for model APIs only)."""
+    raw = os.environ.get("AGENTFORM_CONNECTION")
+    return Connection(**json.loads(raw)) if raw else Connection()
 
 
 class ModelGateway:

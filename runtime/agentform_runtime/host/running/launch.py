@@ -37,9 +37,11 @@ def worker_spec(
     log_dir: Path,
     gateway_url: str,
     connection: dict[str, object] | None,
+    connections: dict[str, dict[str, object]] | None = None,
 ) -> WorkerSpec:
     """The workers of `version`: Lambda's variables plus ours; `connection` (provider, config
-    and secret values) only for the workloads that may hold credentials."""
+    and secret values) for a model API, `connections` (by name) for a function: only the
+    workloads that may hold credentials get any, and only their own."""
     environment = {
         "AWS_LAMBDA_FUNCTION_NAME": function_name(key),
         "AWS_LAMBDA_FUNCTION_VERSION": version,
@@ -52,6 +54,8 @@ def worker_spec(
     }
     if connection is not None:
         environment["AGENTFORM_CONNECTION"] = json.dumps(connection)
+    if connections:
+        environment["AGENTFORM_CONNECTIONS"] = json.dumps(connections)
     return WorkerSpec(
         directory=directory,
         handler=manifest.handler,

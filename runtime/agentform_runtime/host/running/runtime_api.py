@@ -2,12 +2,16 @@
 
 Each worker process gets its own loopback listener, so `AWS_LAMBDA_RUNTIME_API` is a plain
 `host:port` as on Lambda; one Starlette app serves them all and tells workers apart by the
-local port the request arrived on.
+local port the request arrived on. Loopback is reachable by every process of the machine, so
+a listener of a sandboxed worker (one uid per worker) accepts a connection only when the
+socket on the other end belongs to that uid: another worker can neither take this worker's
+invocations nor answer them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -18,6 +22,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from uvicorn.server import ServerState
+
+from agentform_runtime.host.sandbox import peer_uid
+
+log = logging.getLogger("agentform.host")
 
 PREFIX = "/2018-06-01/runtime"
 
@@ -78,8 +86,9 @@ class RuntimeApi:
         self._config.load()
         self._state = ServerState()
 
-    async def listen(self, client: RuntimeClient) -> int:
-        """Open a listener for `client`; return its port."""
+    async def listen(self, client: RuntimeClient, uid: int | None = None) -> int:
+        """Open a listener for `client`; return its port. With `uid`, only connections from
+        sockets of that uid are served; others are reset before a byte is read."""
         # proto=IPPROTO_TCP: asyncio then sets TCP_NODELAY on accepted connections; without it
         # Nagle and delayed ACKs add ~40 ms to every exchange with the runtime client.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -87,6 +96,8 @@ class RuntimeApi:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         protocol = self._config.http_protocol_class
+        if uid is not None:
+            protocol = _only_from(protocol, uid)
         server = await asyncio.get_running_loop().create_server(
             lambda: protocol(config=self._config, server_state=self._state, app_state={}),  # type: ignore[call-arg]
             sock=sock,
@@ -144,6 +155,28 @@ class RuntimeApi:
         error_type = request.headers.get("Lambda-Runtime-Function-Error-Type", "Runtime.InitError")
         client.post_init_error(await request.body(), error_type)
         return JSONResponse({"status": "OK"}, status_code=202)
+
+
+def _only_from(protocol: type[asyncio.Protocol], uid: int) -> type[asyncio.Protocol]:
+    """`protocol`, refusing every connection whose peer socket is not owned by `uid`."""
+
+    class PeerChecked(protocol):  # type: ignore[valid-type,misc]
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            peer = transport.get_extra_info("peername")
+            local = transport.get_extra_info("sockname")
+            owner = peer_uid(peer[0], peer[1], server=(local[0], local[1])) if peer else None
+            if owner != uid:
+                log.warning(
+                    "Runtime API on port %s: refused a connection from uid %s (its worker is "
+                    "uid %s)",
+                    local[1],
+                    owner,
+                    uid,
+                )
+                transport.abort()  # type: ignore[attr-defined]
+
+    return PeerChecked
 
 
 def _problem(status: int, message: str) -> JSONResponse:

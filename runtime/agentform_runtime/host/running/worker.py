@@ -1,13 +1,17 @@
 """One worker: a process running one version's handler through `awslambdaric`.
 
 A worker serves one invocation at a time and stays warm between them, as a Lambda sandbox
-does. Workers are forked by the zygote (see `zygote.py`), which the host starts once.
+does. Workers are forked by the zygote (see `zygote.py`), which the host starts once. With an
+`Isolation`, each worker is sandboxed (`host/sandbox.py`): its own PID namespace, root, cgroup
+(memory limit = `memory_mb`, children counted) and uid; its Runtime API accepts connections
+from that uid only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import json
 import logging
@@ -21,6 +25,7 @@ from typing import Any
 
 from agentform_runtime.errors import AgentformError
 from agentform_runtime.host.running.runtime_api import Invocation, Outcome, RuntimeApi
+from agentform_runtime.host.sandbox import TASK_ROOT, Cgroup
 
 log = logging.getLogger("agentform.host")
 
@@ -48,25 +53,73 @@ class WorkerSpec:
     log_path: Path
 
 
+@dataclass(frozen=True)
+class Isolation:
+    """How the host sandboxes its workers: the parent of their cgroups (its own per host, so
+    two hosts never sweep each other's) and the ids they run as (one uid per live worker)."""
+
+    cgroup_parent: str
+    uids: range
+    gid: int
+    pids_max: int = 1024  # processes and threads per worker, as Lambda allows
+    tmp_mb: int = 512  # Lambda's default ephemeral storage; counted in the memory limit
+
+    @classmethod
+    def for_state_dir(cls, state_dir: Path) -> Isolation:
+        """The isolation of the host owning `state_dir`: a cgroup parent and a block of
+        100,000 uids derived from the directory, so hosts side by side use distinct ones."""
+        tag = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
+        base = 1_000_000_000 + (int(tag, 16) % 10_000) * 100_000
+        return cls(cgroup_parent=f"agentform-{tag}", uids=range(base + 1, base + 100_000), gid=base)
+
+
+@dataclass(frozen=True)
+class Spawned:
+    """A forked worker: its pid (PID 1 of its namespace when sandboxed) and its cgroup."""
+
+    pid: int
+    cgroup: Cgroup | None
+
+
 class Zygote:
     """The host's end of the zygote: asks it for workers and learns when they exit."""
 
-    def __init__(self) -> None:
+    def __init__(self, isolation: Isolation | None = None) -> None:
+        self.isolation = isolation
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._requests: dict[int, asyncio.Future[int]] = {}
+        self._requests: dict[int, asyncio.Future[Spawned]] = {}
         self._exits: dict[int, asyncio.Future[int]] = {}
+        self._oom: set[int] = set()  # exited workers whose cgroup saw an OOM kill
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()
+        self._free_uids = list(isolation.uids) if isolation is not None else []
+        self._free_uids.reverse()  # pop() hands out the lowest first
+
+    def lease_uid(self) -> int:
+        """A uid no live worker of this host runs as."""
+        if not self._free_uids:
+            raise WorkerInitError("no free worker uid left; too many workers")
+        return self._free_uids.pop()
+
+    def release_uid(self, uid: int) -> None:
+        self._free_uids.append(uid)
+
+    def oom_killed(self, pid: int) -> bool:
+        """Whether the cgroup of exited worker `pid` saw an OOM kill (as the zygote read it
+        before removing the group)."""
+        return pid in self._oom
 
     async def _ensure(self) -> asyncio.subprocess.Process:
         async with self._lock:
             if self._process is not None and self._process.returncode is None:
                 return self._process
+            sandboxed = ["--cgroup-parent", self.isolation.cgroup_parent] if self.isolation else []
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 "agentform_runtime.host.running.zygote",
+                *sandboxed,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 limit=1024 * 1024,
@@ -87,6 +140,8 @@ class Zygote:
         while line := await stream.readline():
             message = json.loads(line)
             if "exited" in message:
+                if message.get("oom"):
+                    self._oom.add(message["exited"])
                 exit_future = self._exits.pop(message["exited"], None)
                 if exit_future is not None and not exit_future.done():
                     exit_future.set_result(message["code"])
@@ -96,32 +151,50 @@ class Zygote:
                 continue
             if "pid" in message:
                 self._exits[message["pid"]] = asyncio.get_running_loop().create_future()
-                request.set_result(message["pid"])
+                group = message.get("cgroup")
+                cgroup = (
+                    Cgroup(group["name"], group["version"], tuple(map(Path, group["dirs"])))
+                    if group
+                    else None
+                )
+                request.set_result(Spawned(message["pid"], cgroup))
             else:
                 request.set_exception(WorkerInitError(message.get("error", "spawn failed")))
         # The zygote is gone, and with it (PR_SET_PDEATHSIG) every worker it forked.
         for future in self._exits.values():
             if not future.done():
                 future.set_result(-signal.SIGKILL)
-        for future in self._requests.values():
-            if not future.done():
-                future.set_exception(WorkerInitError("the worker zygote exited"))
+        for pending in self._requests.values():
+            if not pending.done():
+                pending.set_exception(WorkerInitError("the worker zygote exited"))
         self._exits.clear()
         self._requests.clear()
 
-    async def spawn(self, spec: WorkerSpec, environment: dict[str, str]) -> int:
-        """Fork a worker running `spec`'s handler with `environment`; return its pid."""
+    async def spawn(
+        self, spec: WorkerSpec, environment: dict[str, str], uid: int | None = None
+    ) -> Spawned:
+        """Fork a worker running `spec`'s handler with `environment` (sandboxed as `uid` when
+        the host isolates workers)."""
         process = await self._ensure()
         request_id = next(self._ids)
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Spawned] = asyncio.get_running_loop().create_future()
         self._requests[request_id] = future
-        request = {
+        request: dict[str, Any] = {
             "id": request_id,
             "task_root": str(spec.directory),
             "handler": spec.handler,
             "env": environment,
             "log": str(spec.log_path),
         }
+        if self.isolation is not None and uid is not None:
+            request["sandbox"] = {
+                "cgroup": f"worker-{request_id}",
+                "memory_mb": spec.memory_mb,
+                "pids_max": self.isolation.pids_max,
+                "tmp_mb": self.isolation.tmp_mb,
+                "uid": uid,
+                "gid": self.isolation.gid,
+            }
         if process.stdin is None:
             raise WorkerInitError("the worker zygote has no pipes")
         process.stdin.write(json.dumps(request).encode() + b"\n")
@@ -164,6 +237,18 @@ def _peak_rss_mb(pid: int) -> float:
     return int(status[start + 6 : status.index(b"kB", start)]) / 1024
 
 
+def _namespace_pid(pid: int) -> int | None:
+    """The pid that process `pid` has in its own (innermost) PID namespace."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"NSpid:"):
+                    return int(line.split()[-1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 class Worker:
     """One worker process and its Runtime API listener."""
 
@@ -176,7 +261,10 @@ class Worker:
         self._current: Invocation | None = None
         self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._exited: asyncio.Future[int] | None = None
-        self.pid: int | None = None
+        self.pid: int | None = None  # sandboxed: PID 1 of the worker's namespace
+        self.uid: int | None = None  # sandboxed: the uid it runs as
+        self.cgroup: Cgroup | None = None
+        self._keep: set[int] = set()  # sandboxed: its init and the worker, as the host sees them
         self._port = 0
         self.stopped = False
         self.out_of_memory = False  # set by `enforce_memory` before it stops the worker
@@ -208,7 +296,8 @@ class Worker:
     # --- lifecycle -------------------------------------------------------------------------
 
     def _environment(self) -> dict[str, str]:
-        directory = str(self.spec.directory)
+        """A clean environment: Lambda's variables and the deployment's, nothing of the host's."""
+        directory = str(TASK_ROOT if self.uid is not None else self.spec.directory)
         return {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": "/tmp",
@@ -219,18 +308,24 @@ class Worker:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.spec.memory_mb),
             "LAMBDA_TASK_ROOT": directory,
             "_HANDLER": self.spec.handler,
+            # Which instance this is (`instances[].worker` of the deployment): inside a
+            # sandbox every worker is pid 2 of its own namespace.
+            "AGENTFORM_WORKER": str(self.id),
             **self.spec.environment,
         }
 
     async def start(self) -> None:
         """Fork the process and wait until its handler is loaded (raise WorkerInitError)."""
-        self._port = await self._api.listen(self)
+        if self._zygote.isolation is not None:
+            self.uid = self._zygote.lease_uid()
+        self._port = await self._api.listen(self, self.uid)
         self.spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.pid = await self._zygote.spawn(self.spec, self._environment())
+            spawned = await self._zygote.spawn(self.spec, self._environment(), self.uid)
         except BaseException:
             await self.stop()
             raise
+        self.pid, self.cgroup = spawned.pid, spawned.cgroup
         self._exited = self._zygote.exited(self.pid)
         init_timeout = max(10, self.spec.timeout_s)
         try:
@@ -240,6 +335,7 @@ class Worker:
             )
             if self._ready in done:
                 self._ready.result()  # raises WorkerInitError
+                self._find_own_processes()
                 return
             if self._exited in done:
                 raise WorkerInitError(
@@ -250,6 +346,28 @@ class Worker:
         except BaseException:
             await self.stop()
             raise
+
+    def _find_own_processes(self) -> None:
+        """Remember the init and the worker (PID 1 and 2 inside): every other process of the
+        cgroup was started by the code and ends with the invocation that started it."""
+        if self.cgroup is None or self.pid is None:
+            return
+        self._keep = {self.pid}
+        with contextlib.suppress(OSError):
+            self._keep.update(p for p in self.cgroup.pids() if _namespace_pid(p) == 2)
+
+    def _end_spawned_processes(self) -> None:
+        """Kill what the invocation left running (children, setsid grandchildren): nothing a
+        function starts outlives its invocation."""
+        if self.cgroup is None or len(self._keep) < 2:
+            return
+        try:
+            extra = [p for p in self.cgroup.pids() if p not in self._keep]
+        except OSError:
+            return
+        for pid in extra:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     async def invoke(self, invocation: Invocation) -> Outcome:
         """Run one invocation; raise AgentformError on timeout, memory or a crash."""
@@ -264,7 +382,9 @@ class Worker:
                 timeout=self.spec.timeout_s,
                 return_when=asyncio.FIRST_COMPLETED,
             )
-            # The peak (VmHWM) also catches what was allocated and freed within the call.
+            self._end_spawned_processes()
+            # The peak (VmHWM) also catches what was allocated and freed within the call; a
+            # cgroup's OOM kill catches children too.
             if self.out_of_memory or self._over_memory():
                 raise self._out_of_memory()
             if invocation.outcome in done:
@@ -289,15 +409,30 @@ class Worker:
             self.last_used = time.monotonic()
 
     def _over_memory(self) -> bool:
-        return self.pid is not None and _peak_rss_mb(self.pid) > self.spec.memory_mb
+        if self.pid is None:
+            return False
+        if self.cgroup is None:
+            return _peak_rss_mb(self.pid) > self.spec.memory_mb
+        try:
+            return self.cgroup.oom_killed()
+        except OSError:  # the group is gone with the worker: the zygote read it last
+            return self._zygote.oom_killed(self.pid)
 
     def _out_of_memory(self) -> AgentformError:
-        peak = _peak_rss_mb(self.pid) if self.pid else 0.0
+        if self.cgroup is not None:
+            used = (
+                f"the worker's processes (children counted) reached its memory limit of "
+                f"{self.spec.memory_mb} MB and the kernel killed one"
+            )
+        else:
+            peak = _peak_rss_mb(self.pid) if self.pid else 0.0
+            used = (
+                f"the worker used {peak:.0f} MB, over its memory limit of {self.spec.memory_mb} MB"
+            )
         return AgentformError(
             502,
             "OutOfMemory",
-            f"the worker used {peak:.0f} MB, over its memory limit of {self.spec.memory_mb} MB; "
-            "the invocation failed and the worker was recycled",
+            f"{used}; the invocation failed and the worker was recycled",
         )
 
     async def enforce_memory(self) -> None:
@@ -314,15 +449,29 @@ class Worker:
         self._inbox.put_nowait(None)
         self._api.close(self._port)
         if self.pid is not None and self._exited is not None and not self._exited.done():
-            try:
-                os.killpg(self.pid, signal.SIGKILL)  # the worker and what it spawned
-            except ProcessLookupError:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(self.pid, signal.SIGKILL)  # forked, not yet its own group
+            self._kill(self.pid)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._exited), 10)
+        if self.uid is not None:
+            self._zygote.release_uid(self.uid)
+            self.uid = None
         if self._current is not None and not self._current.outcome.done():
             self._current.outcome.cancel()
+
+    def _kill(self, pid: int) -> None:
+        if self.cgroup is not None:
+            # PID 1 of its namespace: SIGKILL (PID 1 ignores the rest) ends every process in
+            # the namespace; the cgroup catches any left, whatever session they started.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                self.cgroup.kill()
+            return
+        try:
+            os.killpg(pid, signal.SIGKILL)  # the worker and what it spawned
+        except ProcessLookupError:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # forked, not yet its own group
 
 
 def _init_error_text(body: bytes, error_type: str) -> str:

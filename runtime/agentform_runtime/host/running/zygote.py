@@ -8,14 +8,25 @@ directory and log, runs AWS's runtime client against its own Runtime API, and th
 module (user code) is imported in the worker, never in the zygote, so init runs per worker
 as on Lambda.
 
+Sandboxed (`--cgroup-parent PARENT`, see `host/sandbox.py`), each request also carries
+`sandbox: {"cgroup", "memory_mb", "pids_max", "uid", "gid", "tmp_mb"}`: the zygote creates the
+worker's cgroup under PARENT (sweeping leftovers of an earlier run at start) and forks the
+worker as PID 1 of a new PID namespace; that child enters its sandbox (a private root with the
+artifact read-only at /var/task, its cgroup, its own uid), forks the worker proper and stays
+its init: it reaps orphans and exits with the worker, and the kernel then kills everything
+left in the namespace. So killing the reported pid ends every process of the worker. The
+zygote removes the cgroup once that pid is reaped.
+
 The zygote is single-threaded (forking a threaded process is unsafe) and speaks JSON lines:
-on stdin `{"id", "task_root", "handler", "env", "log"}`; on stdout `{"id", "pid"}` or
-`{"id", "error"}` for each request, and `{"exited": pid, "code": n}` when a worker ends.
-It imports nothing of the host.
+on stdin `{"id", "task_root", "handler", "env", "log"[, "sandbox"]}`; on stdout `{"id", "pid"}`
+(plus `"cgroup"`: the group's directories, when sandboxed) or `{"id", "error"}` for each
+request, and `{"exited": pid, "code": n}` when a worker ends. Of the host it imports only
+`sandbox`, which every worker drops again with the rest of `agentform_runtime.host`.
 """
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import hashlib
 import json
@@ -23,7 +34,11 @@ import os
 import selectors
 import signal
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from agentform_runtime.host import sandbox
 
 _PR_SET_PDEATHSIG = 1
 # What every workload imports anyway: paid once here instead of in every cold start. Not
@@ -110,35 +125,96 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _run_worker(request: dict[str, Any], zygote: int, preloaded: str) -> None:
-    """In the forked child: become the worker and never return."""
-    code = 1
-    try:
-        os.setsid()  # its own process group: stopping the worker stops what it spawned
-        _die_with(zygote)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        os.close(log)
-        os.close(null)
-        task_root = request["task_root"]
+def _redirect_output(log_path: str) -> None:
+    """stdin from /dev/null, stdout and stderr to the worker's log. Opened here, before any
+    sandbox: the worker keeps writing to a file it could not open itself."""
+    log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    os.close(null)
+
+
+def _default_signals() -> None:
+    for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
+def _bootstrap(request: dict[str, Any], task_root: str, preloaded: str) -> Callable[[], None]:
+    """What the worker runs: the artifact's runtime, then awslambdaric's loop."""
+
+    def run() -> None:
         os.chdir(task_root)
-        os.environ.clear()
-        os.environ.update(request["env"])
         sys.path.insert(0, task_root)
         _adopt_runtime(task_root, preloaded)
         from awslambdaric import bootstrap, lambda_runtime_client
 
         client = lambda_runtime_client.LambdaRuntimeClient(request["env"]["AWS_LAMBDA_RUNTIME_API"])
         bootstrap.run(request["handler"], client)
-        code = 0
+
+    return run
+
+
+def _exit_code(run: Callable[[], None]) -> int:
+    """Run `run` and turn how it ended into an exit code (a traceback goes to the log)."""
+    try:
+        run()
+        return 0
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+        return exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        return 1
+
+
+def _run_worker(request: dict[str, Any], zygote: int, preloaded: str) -> None:
+    """In the forked child, without a sandbox: become the worker and never return."""
+    code = 1
+    try:
+        os.setsid()  # its own process group: stopping the worker stops what it spawned
+        _die_with(zygote)
+        _default_signals()
+        _redirect_output(request["log"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        code = _exit_code(_bootstrap(request, request["task_root"], preloaded))
+    finally:
+        os._exit(code)
+
+
+def _sandbox_spec(request: dict[str, Any], read_only: tuple[Path, ...]) -> sandbox.SandboxSpec:
+    box = request["sandbox"]
+    group = box["cgroup"]
+    return sandbox.SandboxSpec(
+        task_root=Path(request["task_root"]),
+        uid=box["uid"],
+        gid=box["gid"],
+        read_only=read_only,
+        tmp_mb=box["tmp_mb"],
+        cgroup=sandbox.Cgroup(group["name"], group["version"], tuple(map(Path, group["dirs"]))),
+    )
+
+
+def _run_sandboxed(
+    request: dict[str, Any], zygote: int, preloaded: str, read_only: tuple[Path, ...]
+) -> None:
+    """In the child forked into a new PID namespace: enter the sandbox, fork the worker and
+    stay its init until it exits; never return."""
+    code = 1
+    try:
+        _default_signals()
+        _redirect_output(request["log"])
+        sandbox.enter(_sandbox_spec(request, read_only), parent_pid=zygote)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        worker = os.fork()
+        if worker == 0:
+            os._exit(_exit_code(_bootstrap(request, str(sandbox.TASK_ROOT), preloaded)))
+        code = _init(worker)
     except BaseException:
         import traceback
 
@@ -147,31 +223,98 @@ def _run_worker(request: dict[str, Any], zygote: int, preloaded: str) -> None:
         os._exit(code)
 
 
+def _init(worker: int) -> int:
+    """PID 1 of the worker's namespace: reap every child (orphans are re-parented here) and
+    return the worker's exit code once it ends. (PID 1 gets no signal it has no handler for,
+    so the host stops it with SIGKILL.)"""
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            return 1
+        if pid == worker:
+            return os.waitstatus_to_exitcode(status)
+
+
 def _send(message: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
 
 
-def _reap() -> None:
-    while True:
+class _Forker:
+    """Forks workers; with a cgroup parent, each into its own cgroup and PID namespace."""
+
+    def __init__(self, cgroup_parent: str | None, preloaded: str) -> None:
+        self.parent = cgroup_parent
+        self.preloaded = preloaded
+        self.zygote = os.getpid()
+        self.groups: dict[int, sandbox.Cgroup] = {}
+        self.read_only = sandbox.default_read_only() if cgroup_parent else ()
+        if cgroup_parent is not None:
+            sandbox.Cgroup.sweep(cgroup_parent)  # leftovers of a host that was killed
+
+    def fork(self, request: dict[str, Any], in_child: Callable[[], None]) -> dict[str, Any]:
+        """Fork the worker of `request`; return the reply. The child runs `in_child` first."""
+        box = request.get("sandbox")
+        if self.parent is None or box is None:
+            pid = os.fork()
+            if pid == 0:
+                in_child()
+                _run_worker(request, self.zygote, self.preloaded)
+            return {"pid": pid}
+        group = sandbox.Cgroup.create(
+            box["cgroup"], box["memory_mb"], box["pids_max"], parent=self.parent
+        )
+        box["cgroup"] = {
+            "name": group.name,
+            "version": group.version,
+            "dirs": [str(d) for d in group.dirs],
+        }
         try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        _send({"exited": pid, "code": os.waitstatus_to_exitcode(status)})
+            sandbox.prepare_pid_namespace()
+            pid = os.fork()
+            if pid == 0:
+                in_child()
+                _run_sandboxed(request, self.zygote, self.preloaded, self.read_only)
+            # Our next forks (but the next worker's) stay in our own PID namespace.
+            sandbox.restore_pid_namespace()
+        except BaseException:
+            group.remove()
+            raise
+        self.groups[pid] = group
+        return {"pid": pid, "cgroup": box["cgroup"]}
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            message: dict[str, Any] = {"exited": pid, "code": os.waitstatus_to_exitcode(status)}
+            group = self.groups.pop(pid, None)
+            if group is not None:
+                try:
+                    # Read before the group goes: the host reports an OOM-killed worker.
+                    message["oom"] = group.oom_killed()
+                    group.remove()  # its PID 1 is gone: the kernel killed the rest already
+                except OSError as exc:
+                    print(f"agentform zygote: cgroup {group.name}: {exc}", file=sys.stderr)
+            _send(message)
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="the worker zygote (started by the host)")
+    parser.add_argument("--cgroup-parent", help="sandbox workers, with cgroups under this one")
+    args = parser.parse_args()
     host = os.getppid()
     _die_with(host)
     # The host stops the zygote (and its workers first): a Ctrl-C or a SIGTERM sent to the
     # host's process group must not take it away while the host shuts down.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    preloaded = _preload()
-    zygote = os.getpid()
+    forker = _Forker(args.cgroup_parent, _preload())
     # SIGCHLD wakes the selector through this pipe, so exits are reported at once.
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
@@ -180,13 +323,20 @@ def main() -> None:
     selector = selectors.DefaultSelector()
     selector.register(0, selectors.EVENT_READ, "request")
     selector.register(wake_r, selectors.EVENT_READ, "signal")
-    _send({"ready": zygote})
+
+    def in_child() -> None:
+        selector.close()
+        signal.set_wakeup_fd(-1)
+        os.close(wake_r)
+        os.close(wake_w)
+
+    _send({"ready": forker.zygote})
     pending = b""
     while True:
         for key, _ in selector.select():
             if key.data == "signal":
                 os.read(wake_r, 512)
-                _reap()
+                forker.reap()
                 continue
             chunk = os.read(0, 65536)
             if not chunk:  # the host closed the pipe: it is gone or stopping
@@ -196,17 +346,11 @@ def main() -> None:
             for line in lines:
                 request = json.loads(line)
                 try:
-                    pid = os.fork()
-                except OSError as exc:
-                    _send({"id": request["id"], "error": f"fork failed: {exc}"})
+                    reply = forker.fork(request, in_child)
+                except (OSError, ValueError) as exc:
+                    _send({"id": request["id"], "error": f"cannot start the worker: {exc}"})
                     continue
-                if pid == 0:
-                    selector.close()
-                    signal.set_wakeup_fd(-1)
-                    os.close(wake_r)
-                    os.close(wake_w)
-                    _run_worker(request, zygote, preloaded)
-                _send({"id": request["id"], "pid": pid})
+                _send({"id": request["id"], **reply})
 
 
 if __name__ == "__main__":

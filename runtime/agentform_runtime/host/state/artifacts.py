@@ -17,9 +17,14 @@ class InvalidArtifact(ValueError):
 
 
 class ArtifactStore:
-    """Zips under `root/blobs`, each unpacked once under `root/unpacked` for workers."""
+    """Zips under `root/blobs`, each unpacked once under `root/unpacked` for workers.
 
-    def __init__(self, root: Path) -> None:
+    With `group` (the gid sandboxed workers run as), unpacked copies are readable by that
+    group only (0640/0750): a worker sees its own copy through its read-only bind mount, while
+    the state dir around it stays 0700 and the zips 0600."""
+
+    def __init__(self, root: Path, group: int | None = None) -> None:
+        self.group = group
         self.blobs = root / "blobs"
         self.unpacked = root / "unpacked"
         self.blobs.mkdir(parents=True, exist_ok=True)
@@ -61,6 +66,8 @@ class ArtifactStore:
         staging = Path(tempfile.mkdtemp(dir=self.unpacked))
         with zipfile.ZipFile(self._blob(digest)) as archive:
             archive.extractall(staging)
+        if self.group is not None:
+            _share_with_group(staging, self.group)
         try:
             staging.rename(target)
         except OSError:  # another caller finished first
@@ -69,3 +76,15 @@ class ArtifactStore:
 
     def exists(self, digest: str) -> bool:
         return self._blob(digest).exists()
+
+
+def _share_with_group(root: Path, gid: int) -> None:
+    """Give `gid` read access (and search/execute where the owner has it) to the tree."""
+    for directory, _, files in os.walk(root):
+        os.chown(directory, -1, gid)
+        os.chmod(directory, 0o750)
+        for name in files:
+            path = os.path.join(directory, name)
+            os.chown(path, -1, gid, follow_symlinks=False)
+            if not os.path.islink(path):
+                os.chmod(path, 0o750 if os.stat(path).st_mode & 0o100 else 0o640)
