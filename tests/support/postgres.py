@@ -8,6 +8,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,9 +38,11 @@ def _as_postgres(command: list[str]) -> None:
         os.setgid(account.pw_gid)
         os.setuid(account.pw_uid)
 
-    subprocess.run(
-        command, check=True, preexec_fn=demote, capture_output=True, timeout=120, cwd="/"
+    done = subprocess.run(
+        command, preexec_fn=demote, capture_output=True, text=True, timeout=120, cwd="/"
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed ({done.returncode}): {done.stderr[-2000:]}")
 
 
 def _free_port() -> int:
@@ -49,9 +52,10 @@ def _free_port() -> int:
         return port
 
 
-def start_postgres(workdir: Path) -> Postgres:
+def start_postgres() -> Postgres:
     """Install (idempotently), initialise and start a server with one password-protected
-    user, listening on 127.0.0.1 only."""
+    user, listening on 127.0.0.1 only. Its files live in a fresh directory under /tmp (the
+    `postgres` user cannot reach pytest's 0700 temporary directories)."""
     installed = subprocess.run(
         ["bash", str(REPO / "scripts" / "setup-postgres.sh")],
         check=True,
@@ -61,7 +65,7 @@ def start_postgres(workdir: Path) -> Postgres:
     )
     bin_dir = Path(installed.stdout.strip())
     account = pwd.getpwnam("postgres")
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="agentform-postgres-"))
     os.chown(workdir, account.pw_uid, account.pw_gid)
     password = secrets.token_urlsafe(16)
     password_file = workdir / "password"

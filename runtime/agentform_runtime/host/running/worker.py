@@ -120,6 +120,9 @@ class Zygote:
                 "-m",
                 "agentform_runtime.host.running.zygote",
                 *sandboxed,
+                # Not the host's environment: every worker could read it back from
+                # /proc/self/environ, which shows the environment the zygote was started with.
+                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 limit=1024 * 1024,
