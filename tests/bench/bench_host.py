@@ -1,12 +1,16 @@
 """Benchmark of the local host (not a test: it prints figures measured side by side).
 
-    python -m tests.bench.bench_host [--quick]
+    python -m tests.bench.bench_host [--quick] [--sandbox-compare]
 
 - warm invocation latency through the host vs the same handler called in-process vs a bare
   endpoint on the same server stack (the host's own /health route);
 - cold start latency (first request after the deployment scaled to zero);
 - throughput at concurrency 1, 8 and 32;
 - failed requests across blue-green switches under load.
+
+`--sandbox-compare` instead runs two hosts side by side, one sandboxed (the default) and one
+started with `--no-sandbox`, and measures on both, interleaved request by request so machine
+load hits both alike: cold start p50/p95 and warm invocation p50.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import os
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -140,13 +145,83 @@ async def switches_under_load(
     return len(artifacts), sent, failed
 
 
+def scaled_to_zero(admin: httpx.Client, name: str) -> bool:
+    return bool(deployment(admin, name)["instances"] == [])
+
+
+def compare_sandbox(workdir: Path, samples: int, cold_samples: int) -> None:
+    """Cold and warm latency of a sandboxed host and a --no-sandbox one, interleaved."""
+    hosts = {
+        "sandboxed": RunningHost(workdir / "sandboxed"),
+        "--no-sandbox": RunningHost(workdir / "plain", extra_args=("--no-sandbox",)),
+    }
+    try:
+        clients, urls = {}, {}
+        for label, host in hosts.items():
+            host.start()
+            admin = host.admin()
+            key = setup_environment(admin)
+            for name, idle_s in (("warm", 600.0), ("cold", 0.2)):
+                artifact = function_artifact(workdir, name, TRIVIAL)
+                scaling = {"idle_timeout_s": idle_s}
+                deploy(admin, artifact, name, scaling=scaling).raise_for_status()
+            clients[label] = (admin, host.client(key))
+            urls[label] = f"{host.url}/run/development/functions"
+
+        warm: dict[str, list[float]] = {label: [] for label in hosts}
+        for label in hosts:  # warm up connections and workers
+            http_latency(clients[label][1], "POST", f"{urls[label]}/warm", 50, json={"n": 1})
+        for _ in range(samples):
+            for label in hosts:
+                warm[label] += http_latency(
+                    clients[label][1], "POST", f"{urls[label]}/warm", 1, json={"n": 1}
+                )
+        cold: dict[str, list[float]] = {label: [] for label in hosts}
+        for _ in range(cold_samples):
+            for label in hosts:
+                admin, run = clients[label]
+                wait_until(partial(scaled_to_zero, admin, "cold"), timeout=30)
+                cold[label] += http_latency(run, "POST", f"{urls[label]}/cold", 1, json={"n": 1})
+
+        print(
+            f"== sandboxed vs --no-sandbox ({cold_samples} cold starts, {samples} warm "
+            "invocations each, interleaved)"
+        )
+        print(f"  {'':14s} {'cold p50':>10s} {'cold p95':>10s} {'warm p50':>10s}")
+        for label in hosts:
+            print(
+                f"  {label:14s} {percentile(cold[label], 50):7.1f} ms "
+                f"{percentile(cold[label], 95):7.1f} ms {percentile(warm[label], 50):7.3f} ms"
+            )
+        sandboxed, plain = "sandboxed", "--no-sandbox"
+        print(
+            "  sandbox adds: cold p50 "
+            f"{percentile(cold[sandboxed], 50) - percentile(cold[plain], 50):+.1f} ms, "
+            f"cold p95 {percentile(cold[sandboxed], 95) - percentile(cold[plain], 95):+.1f} ms, "
+            f"warm p50 {percentile(warm[sandboxed], 50) - percentile(warm[plain], 50):+.3f} ms"
+        )
+    finally:
+        for host in hosts.values():
+            host.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
+    parser.add_argument(
+        "--sandbox-compare",
+        action="store_true",
+        help="only compare a sandboxed host with a --no-sandbox one (cold p50/p95, warm p50)",
+    )
     args = parser.parse_args()
     samples = 200 if args.quick else 2000
     cold_samples = 8 if args.quick else 30
     seconds = 2.0 if args.quick else 5.0
+    if args.sandbox_compare:
+        with tempfile.TemporaryDirectory() as tmp:
+            compare_sandbox(Path(tmp), samples, cold_samples)
+        print(f"(machine: {os.cpu_count()} cores, Python {sys.version.split()[0]})")
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

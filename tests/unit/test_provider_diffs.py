@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from agentform.resources._provider import UNKNOWN
 from agentform.resources.deployment import DeploymentProvider
-from agentform.resources.workloads import ModelApiProvider
+from agentform.resources.workloads import FunctionProvider, ModelApiProvider
+from agentform_runtime.specs import DeploymentSpec, version_of
 
 MODEL = {
     "name": "chat",
@@ -31,3 +35,23 @@ def test_a_deployment_is_replaced_only_when_its_identity_changes() -> None:
     assert provider.diff("x", deployment, {**deployment, "environment": "prod"}).replaces == [
         "environment"
     ]
+
+
+def test_changing_a_functions_connections_is_an_update_and_a_new_version() -> None:
+    function = {"name": "lookup", "artifact": "sha256:" + "b" * 64, "connections": ["db"]}
+    diff = FunctionProvider().diff("lookup", function, {**function, "connections": ["db", "crm"]})
+    assert diff.changes is True and diff.replaces == []
+    assert FunctionProvider().diff("lookup", function, dict(function)).changes is False
+    base = DeploymentSpec(artifact=str(function["artifact"]))
+    with_db = base.model_copy(update={"connections": ["db"]})
+    assert version_of(with_db) != version_of(base)
+    # A deployment without connections keeps the version id it had before they existed.
+    before = {
+        "artifact": base.artifact,
+        "memory_mb": 512,
+        "timeout_s": 60,
+        "config": {},
+        "connection": None,
+    }
+    canonical = json.dumps(before, sort_keys=True, separators=(",", ":"))
+    assert version_of(base) == "v" + hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -27,6 +27,7 @@ import shutil
 import signal
 import site
 import socket
+import struct
 import sys
 import tempfile
 import time
@@ -822,6 +823,53 @@ def _unmapped(
 _TCP_LISTEN, _TCP_TIME_WAIT = 0x0A, 0x06
 
 
+# <linux/netlink.h>, <linux/sock_diag.h>, <linux/inet_diag.h>: stable kernel ABI values.
+_NETLINK_SOCK_DIAG = 4
+_SOCK_DIAG_BY_FAMILY = 20
+_NLM_F_REQUEST = 1
+_NLMSG_ERROR = 2
+_INET_DIAG_NOCOOKIE = 0xFFFFFFFF
+_NLMSG_HEADER = struct.Struct("=IHHII")
+_DIAG_UID_OFFSET = _NLMSG_HEADER.size + 4 + 48 + 12  # inet_diag_msg: ..., id, expires, rq, wq
+
+
+def _diag_uid(
+    local: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int],
+    remote: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int],
+) -> int | None:
+    """The uid of the TCP socket with exactly this local and remote address, asked of the
+    kernel by netlink sock_diag: one hash lookup, where reading /proc/net/tcp walks every
+    socket of the machine (tens of ms on a busy one). None if there is no such socket."""
+    if local[0].version != remote[0].version:
+        return None
+    family = socket.AF_INET if local[0].version == 4 else socket.AF_INET6
+    request = (
+        struct.pack("=BBBxI", family, socket.IPPROTO_TCP, 0, 0xFFFFFFFF)
+        + struct.pack("!HH", local[1], remote[1])
+        + local[0].packed.ljust(16, b"\0")
+        + remote[0].packed.ljust(16, b"\0")
+        + struct.pack("=III", 0, _INET_DIAG_NOCOOKIE, _INET_DIAG_NOCOOKIE)
+    )
+    header = _NLMSG_HEADER.pack(
+        _NLMSG_HEADER.size + len(request), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, 1, 0
+    )
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_SOCK_DIAG) as diag:
+        diag.settimeout(5.0)
+        diag.send(header + request)
+        reply = diag.recv(65536)
+    _, kind, _, _, _ = _NLMSG_HEADER.unpack_from(reply)
+    if kind == _NLMSG_ERROR:
+        (code,) = struct.unpack_from("=i", reply, _NLMSG_HEADER.size)
+        if code == -errno.ENOENT:
+            return None
+        raise OSError(-code, f"sock_diag: {os.strerror(-code)}")
+    state = reply[_NLMSG_HEADER.size + 1]
+    if state in (_TCP_LISTEN, _TCP_TIME_WAIT):
+        return None
+    (uid,) = struct.unpack_from("=I", reply, _DIAG_UID_OFFSET)
+    return int(uid)
+
+
 def peer_uid(
     peer_host: str, peer_port: int, *, server: tuple[str, int] | None = None
 ) -> int | None:
@@ -830,13 +878,19 @@ def peer_uid(
     The host calls it with ``getpeername()`` of a connection it accepted on loopback: the
     other end is a socket in the same network namespace, listed in ``/proc/net/tcp`` or
     ``tcp6`` with the uid that created it. With `server`, the socket's remote address must
-    also be that (host, port). Listening and TIME_WAIT sockets are ignored; None if no socket
-    or sockets of several uids match (so an ambiguous answer fails closed).
+    also be that (host, port), and the kernel is asked for exactly that socket (sock_diag);
+    the tables are read only when it does not know it. Listening and TIME_WAIT sockets are
+    ignored; None if no socket or sockets of several uids match (so an ambiguous answer fails
+    closed).
     """
     want = (_unmapped(ipaddress.ip_address(peer_host.split("%")[0])), peer_port)
     want_remote = None
     if server is not None:
         want_remote = (_unmapped(ipaddress.ip_address(server[0].split("%")[0])), server[1])
+        with contextlib.suppress(OSError):
+            uid = _diag_uid(want, want_remote)
+            if uid is not None:
+                return uid
     uids: set[int] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:

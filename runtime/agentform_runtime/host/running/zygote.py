@@ -20,7 +20,8 @@ zygote removes the cgroup once that pid is reaped.
 The zygote is single-threaded (forking a threaded process is unsafe) and speaks JSON lines:
 on stdin `{"id", "task_root", "handler", "env", "log"[, "sandbox"]}`; on stdout `{"id", "pid"}`
 (plus `"cgroup"`: the group's directories, when sandboxed) or `{"id", "error"}` for each
-request, and `{"exited": pid, "code": n}` when a worker ends. Of the host it imports only
+request, and `{"exited": pid, "code": n[, "oom": bool]}` when a worker ends (`oom`: whether
+its cgroup saw an OOM kill, read before the group is removed). Of the host it imports only
 `sandbox`, which every worker drops again with the rest of `agentform_runtime.host`.
 """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compileall
 import io
 import os
 import shutil
@@ -66,6 +67,9 @@ class ArtifactStore:
         staging = Path(tempfile.mkdtemp(dir=self.unpacked))
         with zipfile.ZipFile(self._blob(digest)) as archive:
             archive.extractall(staging)
+        # Byte-code now, once: sandboxed workers see the code read-only and would otherwise
+        # compile every module on every cold start.
+        compileall.compile_dir(staging, quiet=2, workers=1)
         if self.group is not None:
             _share_with_group(staging, self.group)
         try:
