@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
 from pathlib import Path
 
 from agentform.scripted_model import ScriptedModelServer
@@ -17,19 +20,41 @@ def main(a: int, b: int) -> dict:
 """
 
 RENDEZVOUS = """
-import os, time
-from pathlib import Path
+import os, socket
 
-def main(directory: str, me: str, peer: str) -> dict:
+def main(port: int, me: str) -> dict:
     \"\"\"Wait (bounded) for the peer call to start: succeeds only when both run at once.\"\"\"
-    Path(directory, me).touch()
-    deadline = time.monotonic() + 10
-    while not Path(directory, peer).exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{peer} never started while {me} was running")
-        time.sleep(0.005)
-    return {"me": me, "pid": os.getpid()}
+    # A barrier on loopback (workers share the network, not the files): it answers once both
+    # calls are connected.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as barrier:
+        if barrier.recv(2) != b"go":
+            raise TimeoutError(f"the other call never started while {me} was running")
+    return {"me": me, "worker": int(os.environ["AGENTFORM_WORKER"])}
 """
+
+
+class Barrier:
+    """A TCP server that answers `go` to every connection once `parties` are connected."""
+
+    def __init__(self, parties: int = 2) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(30)
+        self.port = self.server.getsockname()[1]
+        self.parties = parties
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        connections: list[socket.socket] = []
+        with contextlib.suppress(OSError):
+            while len(connections) < self.parties:
+                connections.append(self.server.accept()[0])
+            for connection in connections:
+                connection.sendall(b"go")
+        for connection in connections:
+            connection.close()
+        self.server.close()
+
 
 BROKEN = """
 def main(query: str) -> dict:
@@ -95,20 +120,13 @@ def test_two_tool_calls_in_one_turn_run_concurrently(
     deploy_model(admin, model_server).raise_for_status()
     deploy_function(admin, tmp_path, "meet", RENDEZVOUS)
     deploy_agent(admin, "pair", functions=("meet",)).raise_for_status()
-    directory = str(tmp_path / "rendezvous")
-    Path(directory).mkdir()
+    barrier = Barrier(parties=2)
     model_server.load(
         [
             {
                 "tool_calls": [
-                    {
-                        "name": "meet",
-                        "arguments": {"directory": directory, "me": "left", "peer": "right"},
-                    },
-                    {
-                        "name": "meet",
-                        "arguments": {"directory": directory, "me": "right", "peer": "left"},
-                    },
+                    {"name": "meet", "arguments": {"port": barrier.port, "me": "left"}},
+                    {"name": "meet", "arguments": {"port": barrier.port, "me": "right"}},
                 ]
             },
             {"text": "{tool_result}"},
@@ -119,7 +137,7 @@ def test_two_tool_calls_in_one_turn_run_concurrently(
     results = [json.loads(m["content"]) for m in _tool_message(model_server.requests[1])]
     # Each call waited for the other to start: run one after the other, both would fail.
     assert [r["me"] for r in results] == ["left", "right"]
-    assert results[0]["pid"] != results[1]["pid"]
+    assert results[0]["worker"] != results[1]["worker"]
 
 
 def test_a_handoff_returns_the_chained_agents_answer(
