@@ -79,25 +79,35 @@ _bodies = (
     st.binary(max_size=512)
     | _json.map(lambda v: json.dumps(v).encode())
     | st.integers(1, 100_000).map(lambda n: b"[" * n + b"]" * n)
+    | st.integers(1, 100_000).map(lambda n: b'{"a":' * n + b"1" + b"}" * n)
 )
 
 
 @st.composite
 def _gateway_requests(draw: st.DrawFn, key: str) -> dict[str, Any]:
-    target = draw(
-        st.sampled_from(["development/functions/echo", "development/functions/echo/sub"])
-        | st.lists(_segments, min_size=1, max_size=4).map("/".join)
+    # Mostly well-addressed, authorised POSTs, so that bodies reach the host's parsing
+    # and the worker; the rest probe routing and authentication.
+    valid = draw(st.integers(0, 3)) > 0
+    target = (
+        draw(st.sampled_from(["development/functions/echo", "development/functions/echo/sub"]))
+        if valid
+        else draw(st.lists(_segments, min_size=1, max_size=4).map("/".join))
+    )
+    authorization = (
+        f"Bearer {key}"
+        if valid
+        else draw(
+            st.sampled_from(["Bearer afh_forged", "Basic x", "Bearer"])
+            | _latin1.map(lambda t: f"Bearer {t}")
+        )
     )
     headers = {
-        "authorization": draw(
-            st.sampled_from([f"Bearer {key}", "Bearer afh_forged", "Basic x", ""])
-            | _latin1.map(lambda t: f"Bearer {t}")
-        ),
+        "authorization": authorization,
         "traceparent": draw(_latin1 | st.just("00-" + "a" * 32 + "-" + "b" * 16 + "-01")),
         "content-type": draw(st.sampled_from(["application/json", "text/plain", ""])),
     }
     return {
-        "method": draw(st.sampled_from(["GET", "POST", "PUT", "DELETE"])),
+        "method": "POST" if valid else draw(st.sampled_from(["GET", "POST", "PUT", "DELETE"])),
         "url": "/run/" + target,
         "headers": {
             k.encode(): v.strip().encode("latin-1") for k, v in headers.items() if v.strip()
