@@ -20,10 +20,21 @@ def _forms(value: str) -> set[str]:
     return {value, json.dumps(value)[1:-1], quote(value, safe=""), quote_plus(value)}
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret value (in every form of `_forms`) replaced by [redacted]."""
+def _all_forms(secrets: Iterable[str]) -> list[str]:
     forms = {f for s in secrets if len(s) >= MIN_SECRET_LENGTH for f in _forms(s)}
     # Longest first, so a value containing another is replaced whole.
-    for form in sorted(forms, key=len, reverse=True):
+    return sorted(forms, key=len, reverse=True)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret value (in every form of `_forms`) replaced by [redacted]."""
+    for form in _all_forms(secrets):
         text = text.replace(form, REDACTED)
     return text
+
+
+def redact_bytes(data: bytes, secrets: Iterable[str]) -> bytes:
+    """`redact` for a body that may not be text: its UTF-8 spellings are replaced."""
+    for form in _all_forms(secrets):
+        data = data.replace(form.encode(), REDACTED.encode())
+    return data

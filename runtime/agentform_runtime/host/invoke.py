@@ -32,7 +32,7 @@ from agentform_runtime.host.running.runtime_api import (
     Invocation,
     Outcome,
 )
-from agentform_runtime.redaction import redact
+from agentform_runtime.redaction import redact, redact_bytes
 from agentform_runtime.specs import (
     ERROR_CLASS_HEADER,
     HOP_TOKEN_HEADER,
@@ -206,7 +206,7 @@ class Invoker:
             return result, error_text
         values = opened.get("secrets")
         secrets = [str(v) for v in values.values()] if isinstance(values, dict) else []
-        body = redact(result.body.decode(errors="replace"), secrets).encode()
+        body = redact_bytes(result.body, secrets)
         headers = {k: redact(v, secrets) for k, v in result.headers.items()}
         headers.pop("content-length", None)
         text = None if error_text is None else redact(error_text, secrets)
@@ -270,9 +270,9 @@ class Invoker:
             outcome = await pool.invoke(invocation)
             result, error_class = _result(outcome, headers)
             if not outcome.ok:
-                error_text = outcome.body.decode(errors="replace")[:MAX_ERROR_TEXT]
+                error_text = outcome.body.decode(errors="replace")
             elif error_class is not None:
-                error_text = result.body.decode(errors="replace")[:MAX_ERROR_TEXT]
+                error_text = result.body.decode(errors="replace")
         except AgentformError as exc:
             result, error_class, error_text = _error(exc, headers), exc.code, exc.message
         except Exception as exc:  # never leave the record running or answer without ids
@@ -285,6 +285,8 @@ class Invoker:
             self.hops.revoke(hop_token)
         if error_class is not None and live.spec.connection is not None:
             result, error_text = self._redacted(live.spec.connection, result, error_text)
+        if error_text is not None:  # cut after redaction: no prefix of a secret survives
+            error_text = error_text[:MAX_ERROR_TEXT]
         input_tokens, output_tokens = _usage(result.headers)
         if key.kind == WorkloadKind.MODELS.value:
             self.budgets.add(chain, input_tokens, output_tokens)
