@@ -12,7 +12,14 @@ import re
 from enum import StrEnum
 from typing import Annotated, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError, ValidationError
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -21,6 +28,8 @@ NAME_RULE = "1-63 lowercase letters, digits or '-', starting and ending with a l
 
 MEMORY_MB_RANGE = (128, 10240)
 TIMEOUT_S_RANGE = (1, 900)
+# A token budget above this is no budget (and would overflow the counters' integers).
+MAX_TOKEN_BUDGET = 10**12
 
 
 def check_name(value: str) -> str:
@@ -95,9 +104,9 @@ class TokenBudget(Strict):
     """A token budget for one window; each limit is optional, at least one is required."""
 
     window: Literal["minute", "hour", "day", "month"]
-    input: int | None = Field(default=None, gt=0)
-    output: int | None = Field(default=None, gt=0)
-    total: int | None = Field(default=None, gt=0)
+    input: int | None = Field(default=None, gt=0, le=MAX_TOKEN_BUDGET)
+    output: int | None = Field(default=None, gt=0, le=MAX_TOKEN_BUDGET)
+    total: int | None = Field(default=None, gt=0, le=MAX_TOKEN_BUDGET)
 
     @model_validator(mode="after")
     def _one_limit(self) -> TokenBudget:
@@ -180,7 +189,7 @@ class DeploymentSpec(Strict):
     timeout_s: int = Field(default=60, ge=TIMEOUT_S_RANGE[0], le=TIMEOUT_S_RANGE[1])
     scaling: ScalingSpec = Field(default_factory=ScalingSpec)
     policies: list[Name] = Field(default_factory=list)
-    enabled: bool = True
+    enabled: StrictBool = True  # "yes" or 1 is a mistake to report, not a truth to guess
     connection: Name | None = Field(
         default=None, description="integration connection whose secrets a model API gets"
     )
@@ -208,7 +217,7 @@ class DeploymentSpec(Strict):
 
 class ReleaseRequest(Strict):
     target_environment: Name
-    copy_policies: bool = False
+    copy_policies: StrictBool = False
 
 
 class RollbackRequest(Strict):
@@ -275,7 +284,7 @@ class ModelSpec(Strict):
     base_url: str | None = Field(default=None, description="required for openai-compatible")
     max_retries: int = Field(default=3, ge=0, le=10)
     backoff_s: float = Field(default=0.5, ge=0, le=30)
-    timeout_s: float = Field(default=120.0, gt=0)
+    timeout_s: float = Field(default=120.0, gt=0, le=TIMEOUT_S_RANGE[1])
 
     @model_validator(mode="after")
     def _base_url_when_compatible(self) -> ModelSpec:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -11,6 +12,12 @@ import pytest
 
 from tests.support.hosts import RunningHost
 from tests.support.workloads import deploy, function_artifact, setup_environment
+
+
+def _expiry() -> int:
+    """An `exp` claim an hour ahead: the host refuses JWTs without one."""
+    return int(time.time()) + 3600
+
 
 WHOAMI = """
 from agentform_runtime.workload.context import current
@@ -50,7 +57,9 @@ def test_jwt_sub_is_the_end_user(tmp_path: Path) -> None:
         deploy(admin, function_artifact(tmp_path, "who", WHOAMI), "who").raise_for_status()
         url = "/run/development/functions/who"
         token = jwt.encode(
-            {"sub": "alice@example.com"}, "test-secret-of-32-bytes-or-more!!", algorithm="HS256"
+            {"exp": _expiry(), "sub": "alice@example.com"},
+            "test-secret-of-32-bytes-or-more!!",
+            algorithm="HS256",
         )
         response = host.client(token).post(url, json={})
         assert response.status_code == 200 and response.json() == {"identity": "alice@example.com"}
@@ -58,18 +67,20 @@ def test_jwt_sub_is_the_end_user(tmp_path: Path) -> None:
         assert record["identity"] == "alice@example.com"
 
         forged = jwt.encode(
-            {"sub": "mallory"}, "another-secret-of-32-bytes-or-more", algorithm="HS256"
+            {"exp": _expiry(), "sub": "mallory"},
+            "another-secret-of-32-bytes-or-more",
+            algorithm="HS256",
         )
         assert host.client(forged).post(url, json={}).status_code == 401
         scoped = jwt.encode(
-            {"sub": "bob", "environments": ["production"]},
+            {"exp": _expiry(), "sub": "bob", "environments": ["production"]},
             "test-secret-of-32-bytes-or-more!!",
             algorithm="HS256",
         )
         assert host.client(scoped).post(url, json={}).status_code == 403
         for claim in ("development-archive", 5):  # a string is not a list (nor a substring match)
             odd = jwt.encode(
-                {"sub": "eve", "environments": claim},
+                {"exp": _expiry(), "sub": "eve", "environments": claim},
                 "test-secret-of-32-bytes-or-more!!",
                 algorithm="HS256",
             )
@@ -222,11 +233,21 @@ def test_jwts_signed_with_a_key_from_the_jwks_file(tmp_path: Path) -> None:
         admin = host.admin()
         setup_environment(admin)
         deploy(admin, function_artifact(tmp_path, "who", WHOAMI), "who").raise_for_status()
-        token = jwt.encode({"sub": "carol"}, private_key, algorithm="RS256", headers={"kid": "k1"})
+        token = jwt.encode(
+            {"exp": _expiry(), "sub": "carol"},
+            private_key,
+            algorithm="RS256",
+            headers={"kid": "k1"},
+        )
         response = host.client(token).post("/run/development/functions/who", json={})
         assert response.status_code == 200 and response.json() == {"identity": "carol"}
         other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        forged = jwt.encode({"sub": "mallory"}, other_key, algorithm="RS256", headers={"kid": "k1"})
+        forged = jwt.encode(
+            {"exp": _expiry(), "sub": "mallory"},
+            other_key,
+            algorithm="RS256",
+            headers={"kid": "k1"},
+        )
         assert (
             host.client(forged).post("/run/development/functions/who", json={}).status_code == 401
         )

@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from agentform_runtime.errors import AgentformError
 from agentform_runtime.host.api import control, gateway
+from agentform_runtime.host.api.body_limit import BodyLimit
 from agentform_runtime.host.api.mcp import McpEndpoint
 from agentform_runtime.host.api.responses import error_response
 from agentform_runtime.host.auth import Authenticator, JwtVerifier
@@ -170,6 +171,7 @@ def create_app(config: HostConfig) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    app.add_middleware(BodyLimit)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(AgentformError, _agentform_error)

@@ -61,7 +61,8 @@ class JwtVerifier:
         return self._secret is not None or self._jwks is not None
 
     def verify(self, token: str) -> dict[str, Any]:
-        options: Options = {"require": ["sub"]}
+        # A token without `exp` would never expire: it is refused, not trusted forever.
+        options: Options = {"require": ["sub", "exp"]}
         if self._secret is not None:
             try:
                 return dict(jwt.decode(token, self._secret, algorithms=["HS256"], options=options))
@@ -96,7 +97,8 @@ class Authenticator:
             raise AgentformError(
                 401, "Unauthorized", "send the admin token as 'Authorization: Bearer <token>'"
             )
-        if not hmac.compare_digest(token, self.admin_token):
+        # Bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
+        if not hmac.compare_digest(token.encode(), self.admin_token.encode()):
             raise AgentformError(401, "Unauthorized", "the admin token is not valid")
 
     def end_user(self, headers: Any, environment: str) -> Identity:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from agentform_runtime.host.running.launch import make_ready, worker_spec
 from agentform_runtime.host.running.pool import WorkerPool
 from agentform_runtime.host.running.runtime_api import RuntimeApi
 from agentform_runtime.host.running.worker import Isolation, Zygote
-from agentform_runtime.host.state.artifacts import ArtifactStore
+from agentform_runtime.host.state.artifacts import ArtifactStore, ArtifactTooLarge, InvalidArtifact
 from agentform_runtime.host.state.store import DeploymentRow, Store
 from agentform_runtime.policies import EffectivePolicies
 from agentform_runtime.specs import (
@@ -77,6 +78,7 @@ class Deployments:
         self._draining: set[WorkerPool] = set()
         self._locks: dict[DeploymentKey, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._deploying: Counter[str] = Counter()  # artifacts of puts under way
         catalog.listener = self
 
     # --- boot and shutdown -----------------------------------------------------------------
@@ -86,6 +88,7 @@ class Deployments:
         for row in self.store.list_deployments():
             key, spec = row.key, row.spec
             try:
+                await self._unpack(spec.artifact)
                 manifest = self._manifest(spec)
                 pool = self._pool(key, row.version, spec, manifest) if spec.enabled else None
             except (AgentformError, ValidationError) as exc:
@@ -97,6 +100,7 @@ class Deployments:
                 self._background(pool.ensure_min())
         self.policies_changed()
         self._background(self._reap_forever())
+        self._background(self.collect_unpacked())
 
     async def shutdown(self) -> int:
         """Stop every worker; return how many there were."""
@@ -125,6 +129,32 @@ class Deployments:
                     if live.pool.size < live.pool.scaling.min_instances:
                         self._background(live.pool.ensure_min())
             await asyncio.sleep(_REAP_INTERVAL_S)
+
+    # --- artifacts ---------------------------------------------------------------------------
+
+    async def _unpack(self, artifact: str) -> None:
+        """Unpack off the event loop, so that `_manifest` and `_pool` find it ready."""
+        if not self.artifacts.exists(artifact):
+            return  # `_manifest` names the problem
+        try:
+            await self.artifacts.unpack(artifact)
+        except ArtifactTooLarge as exc:
+            raise AgentformError(413, "TooLarge", f"artifact: {exc}", field="artifact") from None
+        except InvalidArtifact as exc:
+            raise AgentformError(
+                400, "InvalidArtifact", f"artifact: {exc}", field="artifact"
+            ) from None
+
+    async def collect_unpacked(self) -> None:
+        """Delete the unpacked copies no deployment, kept version, running pool or update
+        under way uses any more: they go with the last version that used them."""
+        keep = self.store.artifacts_in_use() | set(self._deploying)
+        keep |= {live.spec.artifact for live in self.live.values()}
+        keep |= {"sha256:" + pool.spec.directory.name for pool in self._draining}
+        retired = self.artifacts.retire_unpacked(keep)
+        if retired:
+            await asyncio.to_thread(self.artifacts.delete, retired)
+            log.info("deleted %d unpacked artifact(s) no version uses", len(retired))
 
     # --- validation --------------------------------------------------------------------------
 
@@ -219,6 +249,7 @@ class Deployments:
         async def drain() -> None:
             await pool.drain()
             self._draining.discard(pool)
+            await self.collect_unpacked()
 
         self._background(drain())
 
@@ -267,7 +298,18 @@ class Deployments:
 
     async def put(self, key: DeploymentKey, spec: DeploymentSpec) -> DeploymentRow:
         """Create or update; blue-green when the version changes."""
+        self._deploying[spec.artifact] += 1
+        try:
+            return await self._put(key, spec)
+        finally:
+            self._deploying[spec.artifact] -= 1
+            if not self._deploying[spec.artifact]:
+                del self._deploying[spec.artifact]
+            self._background(self.collect_unpacked())  # a version may have been dropped
+
+    async def _put(self, key: DeploymentKey, spec: DeploymentSpec) -> DeploymentRow:
         async with self.lock(key):
+            await self._unpack(spec.artifact)
             manifest, effective = self._validate(key, spec)
             version = version_of(spec)
             current = self.live.get(key)
@@ -305,6 +347,7 @@ class Deployments:
                 raise not_found(f"deployment {key}")
             if live is not None:
                 self._retire(live.pool)
+        self._background(self.collect_unpacked())
 
     def get(self, key: DeploymentKey) -> DeploymentRow:
         row = self.store.get_deployment(key)

@@ -19,15 +19,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentform_runtime.errors import AgentformError
+from agentform_runtime.host import results
 from agentform_runtime.host.budgets import Budgets
 from agentform_runtime.host.deployments import Deployments
 from agentform_runtime.host.hops import Hop, HopRegistry
 from agentform_runtime.host.lineage import Execution, LineageRecorder
-from agentform_runtime.host.running.runtime_api import Invocation, Outcome
+from agentform_runtime.host.running.runtime_api import (
+    MAX_PAYLOAD_BYTES as MAX_PAYLOAD_BYTES,
+)
+from agentform_runtime.host.running.runtime_api import (
+    RESPONSE_TOO_LARGE,
+    Invocation,
+    Outcome,
+)
+from agentform_runtime.redaction import redact, redact_bytes
 from agentform_runtime.specs import (
     ERROR_CLASS_HEADER,
     HOP_TOKEN_HEADER,
     IDENTITY_HEADER,
+    MAX_TOKEN_BUDGET,
     REQUEST_ID_HEADER,
     TRACE_ID_HEADER,
     USAGE_HEADER,
@@ -37,8 +47,6 @@ from agentform_runtime.specs import (
 )
 
 log = logging.getLogger("agentform.host")
-
-MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's buffered payload limit, each way
 
 
 @dataclass(frozen=True)
@@ -112,32 +120,22 @@ def _event(request: Request, context: dict[str, str]) -> bytes:
 
 def _result(outcome: Outcome, headers: dict[str, str]) -> tuple[Result, str | None]:
     """Map a handler's result as a Lambda function URL does; return (result, error class)."""
+    if outcome.error_type == RESPONSE_TOO_LARGE:
+        return _too_large(headers), "ResponseTooLarge"
     if not outcome.ok:
-        try:
-            error = json.loads(outcome.body)
-        except ValueError:
-            error = {"errorMessage": outcome.body.decode(errors="replace")}
-        error_type = str(error.get("errorType") or outcome.error_type)
-        failure = AgentformError(
-            502, "FunctionError", str(error.get("errorMessage", "")), type=error_type
-        )
+        error_type, message = results.error_of(outcome.body, outcome.error_type)
+        failure = AgentformError(502, "FunctionError", message, type=error_type)
         return _error(failure, headers), error_type
-    try:
-        payload = json.loads(outcome.body) if outcome.body else None
-    except ValueError:
-        payload = None
+    payload = results.parse(outcome.body)
     if not (isinstance(payload, dict) and "statusCode" in payload):
         status, merged, data = 200, {**headers, "content-type": "application/json"}, outcome.body
     else:
-        body = payload.get("body", "")
-        if payload.get("isBase64Encoded"):
-            data = base64.b64decode(body)
-        else:
-            data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-        merged = {str(k).lower(): str(v) for k, v in (payload.get("headers") or {}).items()}
+        try:
+            status, merged, data = results.structured(payload)
+        except results.InvalidResult as exc:
+            return _error(exc, headers), exc.code
         merged.update(headers)
         merged.setdefault("content-type", "application/json")
-        status = int(payload["statusCode"])
     if len(data) > MAX_PAYLOAD_BYTES:
         return _too_large(headers), "ResponseTooLarge"
     error_class = (merged.get(ERROR_CLASS_HEADER) or f"HTTP{status}") if status >= 400 else None
@@ -154,9 +152,14 @@ def _too_large(headers: dict[str, str]) -> Result:
 def _usage(headers: dict[str, str]) -> tuple[int, int]:
     try:
         usage = json.loads(headers.get(USAGE_HEADER, "{}"))
-        return int(usage.get("input", 0)), int(usage.get("output", 0))
-    except (ValueError, TypeError, AttributeError):
+        counts = int(usage.get("input", 0)), int(usage.get("output", 0))
+    except (ValueError, TypeError, AttributeError, RecursionError, OverflowError):
         return 0, 0
+    # A workload reports its own usage: a count no model could produce is not counted.
+    return counts if all(0 <= n <= MAX_TOKEN_BUDGET for n in counts) else (0, 0)
+
+
+MAX_ERROR_TEXT = 2000  # characters of an error kept in its execution record
 
 
 def default_max_concurrency() -> int:
@@ -190,6 +193,24 @@ class Invoker:
             return await self._invoke(key, caller, request)
         async with self._admission:
             return await self._invoke(key, caller, request)
+
+    def _redacted(
+        self, connection: str, result: Result, error_text: str | None
+    ) -> tuple[Result, str | None]:
+        """The failure with the connection's secret values removed, from the answer and
+        from the record: a workload's error may echo what its provider was sent. The
+        workload redacts too; this holds for whatever code the artifact runs."""
+        try:
+            opened = self.deployments.catalog.open_connection(connection)
+        except AgentformError:  # deleted meanwhile: nothing left to protect
+            return result, error_text
+        values = opened.get("secrets")
+        secrets = [str(v) for v in values.values()] if isinstance(values, dict) else []
+        body = redact_bytes(result.body, secrets)
+        headers = {k: redact(v, secrets) for k, v in result.headers.items()}
+        headers.pop("content-length", None)
+        text = None if error_text is None else redact(error_text, secrets)
+        return Result(result.status, headers, body), text
 
     async def _invoke(self, key: DeploymentKey, caller: Caller, request: Request) -> Result:
         request_id = uuid.uuid4().hex
@@ -251,7 +272,7 @@ class Invoker:
             if not outcome.ok:
                 error_text = outcome.body.decode(errors="replace")
             elif error_class is not None:
-                error_text = result.body.decode(errors="replace")[:2000]
+                error_text = result.body.decode(errors="replace")
         except AgentformError as exc:
             result, error_class, error_text = _error(exc, headers), exc.code, exc.message
         except Exception as exc:  # never leave the record running or answer without ids
@@ -262,6 +283,10 @@ class Invoker:
             result, error_class, error_text = _error(failure, headers), failure.code, repr(exc)
         finally:
             self.hops.revoke(hop_token)
+        if error_class is not None and live.spec.connection is not None:
+            result, error_text = self._redacted(live.spec.connection, result, error_text)
+        if error_text is not None:  # cut after redaction: no prefix of a secret survives
+            error_text = error_text[:MAX_ERROR_TEXT]
         input_tokens, output_tokens = _usage(result.headers)
         if key.kind == WorkloadKind.MODELS.value:
             self.budgets.add(chain, input_tokens, output_tokens)

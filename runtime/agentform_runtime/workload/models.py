@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from agentform_runtime.errors import AgentformError
+from agentform_runtime.redaction import redact
 from agentform_runtime.specs import ModelSpec as ModelSpec  # re-exported for the handler
 from agentform_runtime.workload import anthropic, responses
 from agentform_runtime.workload.context import Connection
@@ -47,6 +48,10 @@ class ModelGateway:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(timeout=spec.timeout_s)
 
+    def redact(self, text: str) -> str:
+        """`text` without the connection's secret values: providers echo keys in errors."""
+        return redact(text, self.connection.secrets.values())
+
     def _post(self, url: str, headers: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
         """POST with retries on rate limits, server errors and transport failures."""
         attempts = self.spec.max_retries + 1
@@ -57,12 +62,13 @@ class ModelGateway:
             try:
                 response = self._http.post(url, headers=headers, json=body)
             except httpx.TransportError as exc:
-                last = f"{type(exc).__name__}: {exc}"
+                last = self.redact(f"{type(exc).__name__}: {exc}")
                 continue
             if response.status_code < 400:
                 result: dict[str, Any] = response.json()
                 return result
-            last = f"HTTP {response.status_code}: {response.text[:300]}"
+            # Redacted before it is cut, so that no prefix of a secret survives the cut.
+            last = f"HTTP {response.status_code}: {self.redact(response.text)[:300]}"
             if response.status_code not in RETRIED_STATUSES:
                 raise AgentformError(
                     response.status_code,
@@ -108,8 +114,8 @@ def serve(gateway: ModelGateway, path: str, body: Any) -> dict[str, Any]:
     try:
         completion = gateway.chat_completion(body)
     except ValueError as exc:
-        return responses.error(400, "BadRequest", str(exc))
+        return responses.error(400, "BadRequest", gateway.redact(str(exc)))
     except AgentformError as exc:
         status = exc.status if 400 <= exc.status < 500 and exc.status != 429 else 502
-        return responses.error(status, "UpstreamError", exc.message)
+        return responses.error(status, "UpstreamError", gateway.redact(exc.message))
     return responses.ok(completion, headers={"x-agentform-usage": usage_of(completion).header()})

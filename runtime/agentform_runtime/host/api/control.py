@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Annotated, Any
 
@@ -11,7 +12,11 @@ from pydantic import BaseModel
 from agentform_runtime.errors import AgentformError, not_found
 from agentform_runtime.host.auth import hash_key, new_api_key
 from agentform_runtime.host.context import HostContext, host_of
-from agentform_runtime.host.state.artifacts import InvalidArtifact
+from agentform_runtime.host.state.artifacts import (
+    MAX_UPLOAD_BYTES,
+    ArtifactTooLarge,
+    InvalidArtifact,
+)
 from agentform_runtime.host.state.store import DeploymentRow, ExecutionRow, StoredConnection
 from agentform_runtime.policies import EffectivePolicies
 from agentform_runtime.specs import (
@@ -26,7 +31,6 @@ from agentform_runtime.specs import (
     WorkloadKind,
 )
 
-MAX_ARTIFACT_BYTES = 250 * 1024 * 1024
 log = logging.getLogger("agentform.host")
 
 
@@ -107,19 +111,30 @@ class TraceView(BaseModel):
 
 @router.post("/artifacts", status_code=201, response_model=Digest)
 async def upload_artifact(request: Request, host: Host) -> Digest:
-    """Upload a zip; the answer is its content digest (idempotent)."""
-    data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > MAX_ARTIFACT_BYTES:
-            raise AgentformError(
-                413, "TooLarge", f"artifacts are limited to {MAX_ARTIFACT_BYTES} bytes"
-            )
+    """Upload a zip; the answer is its content digest (idempotent). It is streamed to disk,
+    then checked off the event loop: at most 250 MB zipped and 250 MB unpacked (413), and
+    a bounded number of entries (400)."""
+    upload = host.artifacts.upload()
     try:
-        digest = host.artifacts.put(bytes(data))
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
+            raise ArtifactTooLarge(f"artifacts are limited to {MAX_UPLOAD_BYTES} bytes (zipped)")
+        async for chunk in request.stream():
+            upload.write(chunk)
+    except ArtifactTooLarge as exc:
+        upload.discard()
+        raise AgentformError(413, "TooLarge", str(exc), field="artifact") from None
+    except BaseException:
+        upload.discard()
+        raise
+    size = upload.size
+    try:
+        digest = await asyncio.to_thread(host.artifacts.put_file, upload)
+    except ArtifactTooLarge as exc:
+        raise AgentformError(413, "TooLarge", str(exc), field="artifact") from None
     except InvalidArtifact as exc:
-        raise AgentformError(400, "InvalidArtifact", str(exc)) from None
-    host.store.add_artifact(digest, len(data))
+        raise AgentformError(400, "InvalidArtifact", str(exc), field="artifact") from None
+    host.store.add_artifact(digest, size)
     return Digest(digest=digest)
 
 

@@ -88,6 +88,10 @@ async def run(request: Request, env: str, kind: str, name: str, path: str = "") 
             raise AgentformError(
                 400, "MalformedJson", f"the request body is not valid JSON: {exc}"
             ) from None
+        except RecursionError:
+            raise AgentformError(
+                400, "MalformedJson", "the request body is JSON nested too deeply to parse"
+            ) from None
     result = await host.invoker.invoke(
         key,
         caller,

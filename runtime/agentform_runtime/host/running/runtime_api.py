@@ -11,6 +11,7 @@ invocations nor answer them.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ from agentform_runtime.host.sandbox import peer_uid
 log = logging.getLogger("agentform.host")
 
 PREFIX = "/2018-06-01/runtime"
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's buffered payload limit, each way
+# The outcome of an invocation whose worker posted more than MAX_PAYLOAD_BYTES (Lambda's name).
+RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
 
 
 @dataclass
@@ -134,7 +138,19 @@ class RuntimeApi:
 
     async def _post(self, request: Request, error_type: str | None) -> Response:
         client = self._client(request)
-        body = await request.body()
+        body = await _capped_body(request)
+        if body is None:
+            # The invocation fails; the rest of the body is discarded unread. The worker is
+            # told 202, not Lambda's 413: awslambdaric exits on a 413, and here the next
+            # invocation, already routed to this warm worker, would fail with its exit.
+            message = f"the workload answered more than {MAX_PAYLOAD_BYTES} bytes"
+            outcome = Outcome(
+                json.dumps({"errorMessage": message, "errorType": RESPONSE_TOO_LARGE}).encode(),
+                RESPONSE_TOO_LARGE,
+            )
+            if client is None or not client.post_outcome(request.path_params["rid"], outcome):
+                return _problem(400, "unknown or finished request id")
+            return JSONResponse({"status": "OK"}, status_code=202)
         if client is None or not client.post_outcome(
             request.path_params["rid"], Outcome(body, error_type)
         ):
@@ -153,7 +169,10 @@ class RuntimeApi:
         if client is None:
             return _problem(400, "unknown worker")
         error_type = request.headers.get("Lambda-Runtime-Function-Error-Type", "Runtime.InitError")
-        client.post_init_error(await request.body(), error_type)
+        body = await _capped_body(request)
+        if body is None:
+            return _problem(413, f"init errors are limited to {MAX_PAYLOAD_BYTES} bytes")
+        client.post_init_error(body, error_type)
         return JSONResponse({"status": "OK"}, status_code=202)
 
 
@@ -179,6 +198,20 @@ def _only_from(protocol: type[asyncio.Protocol], uid: int) -> type[asyncio.Proto
     return PeerChecked
 
 
-def _problem(status: int, message: str) -> JSONResponse:
-    body: dict[str, Any] = {"errorMessage": message, "errorType": "InvalidRequest"}
+async def _capped_body(request: Request) -> bytes | None:
+    """The body, read as it streams; None as soon as it is known to exceed the limit, so a
+    hostile worker cannot make the host hold more than MAX_PAYLOAD_BYTES of it."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
+        return None
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_PAYLOAD_BYTES:
+            return None
+    return bytes(data)
+
+
+def _problem(status: int, message: str, error_type: str = "InvalidRequest") -> JSONResponse:
+    body: dict[str, Any] = {"errorMessage": message, "errorType": error_type}
     return JSONResponse(body, status_code=status)

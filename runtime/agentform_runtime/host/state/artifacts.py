@@ -1,20 +1,90 @@
-"""Content-addressed artifact files and their unpacked copies."""
+"""Content-addressed artifact files and their unpacked copies.
+
+Uploads and unpacking are bounded: Lambda's limits (250 MB unpacked) and an entry count are
+checked against the zip's declared sizes before any byte is inflated, and the bytes actually
+written are counted again while unpacking, so a zip that lies about its sizes (a zip bomb)
+is refused quickly rather than filling the disk. Both are blocking work: callers on the
+event loop run them in a thread (`put_file` and `unpack`)."""
 
 from __future__ import annotations
 
+import asyncio
 import compileall
-import io
+import hashlib
 import os
 import shutil
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import IO
 
-from agentform_runtime.specs import digest_of
+MAX_UPLOAD_BYTES = 250 * 1024 * 1024  # the zip as uploaded
+MAX_UNPACKED_BYTES = 250 * 1024 * 1024  # Lambda's limit for a function's unzipped code
+MAX_ENTRIES = 20_000  # files and directories in one zip
+_CHUNK = 1024 * 1024
 
 
 class InvalidArtifact(ValueError):
     """The upload is not a usable zip."""
+
+
+class ArtifactTooLarge(InvalidArtifact):
+    """The zip, or what it unpacks to, is beyond a limit (named in the message)."""
+
+
+class Upload:
+    """A zip being received: written to a temporary file and hashed as it streams."""
+
+    def __init__(self, directory: Path) -> None:
+        fd, name = tempfile.mkstemp(dir=directory, prefix="upload-")
+        self.path = Path(name)
+        self.size = 0
+        self._file: IO[bytes] = os.fdopen(fd, "wb")
+        self._hash = hashlib.sha256()
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > MAX_UPLOAD_BYTES:
+            raise ArtifactTooLarge(f"artifacts are limited to {MAX_UPLOAD_BYTES} bytes (zipped)")
+        self._file.write(chunk)
+        self._hash.update(chunk)
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self._hash.hexdigest()
+
+    def close(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+
+    def discard(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
+def check_zip(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """The members of `archive` when its declared shape is within the limits."""
+    members = archive.infolist()
+    if len(members) > MAX_ENTRIES:
+        raise InvalidArtifact(
+            f"artifact has {len(members)} entries; the limit is {MAX_ENTRIES} entries"
+        )
+    declared = sum(m.file_size for m in members)
+    if declared > MAX_UNPACKED_BYTES:
+        raise ArtifactTooLarge(
+            f"artifact unpacks to {declared} bytes; the limit is {MAX_UNPACKED_BYTES} bytes "
+            "unpacked"
+        )
+    unsafe = [m.filename for m in members if _unsafe(m.filename)]
+    if unsafe:
+        raise InvalidArtifact(f"artifact has paths outside its root: {unsafe[:3]}")
+    return members
+
+
+def _unsafe(name: str) -> bool:
+    return name.startswith(("/", "\\")) or ".." in Path(name.replace("\\", "/")).parts
 
 
 class ArtifactStore:
@@ -34,52 +104,114 @@ class ArtifactStore:
     def _blob(self, digest: str) -> Path:
         return self.blobs / digest.removeprefix("sha256:")
 
-    def put(self, data: bytes) -> str:
-        """Store `data` (a zip) durably and return its digest; idempotent."""
-        digest = digest_of(data)
-        target = self._blob(digest)
-        if target.exists():
-            return digest
+    def upload(self) -> Upload:
+        return Upload(self.blobs)
+
+    def put_file(self, upload: Upload) -> str:
+        """Check a received zip and keep it under its digest; idempotent. Blocking."""
         try:
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                bad = archive.testzip()
-                names = archive.namelist()
-        except zipfile.BadZipFile as exc:
-            raise InvalidArtifact(f"artifact is not a zip file: {exc}") from exc
-        if bad is not None:
-            raise InvalidArtifact(f"artifact member {bad!r} is corrupt")
-        unsafe = [n for n in names if n.startswith("/") or ".." in Path(n).parts]
-        if unsafe:
-            raise InvalidArtifact(f"artifact has paths outside its root: {unsafe[:3]}")
-        fd, tmp = tempfile.mkstemp(dir=self.blobs)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-        return digest
+            upload.close()
+            digest = upload.digest
+            target = self._blob(digest)
+            if target.exists():
+                return digest
+            try:
+                with zipfile.ZipFile(upload.path) as archive:
+                    check_zip(archive)
+                    bad = archive.testzip()  # inflates at most the declared sizes, checked above
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as exc:
+                raise InvalidArtifact(f"artifact is not a usable zip file: {exc}") from exc
+            if bad is not None:
+                raise InvalidArtifact(f"artifact member {bad!r} is corrupt")
+            os.replace(upload.path, target)
+            return digest
+        finally:
+            upload.discard()
+
+    def put(self, data: bytes) -> str:
+        """Store `data` (a zip) durably and return its digest; idempotent. Blocking."""
+        upload = self.upload()
+        try:
+            upload.write(data)
+        except BaseException:
+            upload.discard()
+            raise
+        return self.put_file(upload)
 
     def directory(self, digest: str) -> Path:
-        """The unpacked artifact, extracted on first use."""
+        """The unpacked artifact, extracted on first use (blocking; see `unpack`)."""
         target = self.unpacked / digest.removeprefix("sha256:")
         if target.exists():
             return target
-        staging = Path(tempfile.mkdtemp(dir=self.unpacked))
-        with zipfile.ZipFile(self._blob(digest)) as archive:
-            archive.extractall(staging)
-        # Byte-code now, once: sandboxed workers see the code read-only and would otherwise
-        # compile every module on every cold start.
-        compileall.compile_dir(staging, quiet=2, workers=1)
-        if self.group is not None:
-            _share_with_group(staging, self.group)
+        staging = Path(tempfile.mkdtemp(dir=self.unpacked, prefix="staging-"))
+        try:
+            with zipfile.ZipFile(self._blob(digest)) as archive:
+                _extract(archive, staging)
+            # Byte-code now, once: sandboxed workers see the code read-only and would otherwise
+            # compile every module on every cold start.
+            compileall.compile_dir(staging, quiet=2, workers=1)
+            if self.group is not None:
+                _share_with_group(staging, self.group)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise InvalidArtifact(f"artifact cannot be unpacked: {exc}") from exc
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         try:
             staging.rename(target)
         except OSError:  # another caller finished first
             shutil.rmtree(staging, ignore_errors=True)
         return target
 
+    async def unpack(self, digest: str) -> Path:
+        """`directory`, off the event loop: unpacking 250 MB must not stall other requests."""
+        return await asyncio.to_thread(self.directory, digest)
+
     def exists(self, digest: str) -> bool:
         return self._blob(digest).exists()
+
+    def retire_unpacked(self, keep: set[str]) -> list[Path]:
+        """Move the unpacked copies of every artifact not in `keep` out of the way (a rename:
+        instant, so no unpack can race it) and return them for `delete`. The zips stay: they
+        are content-addressed uploads, cheap to unpack again."""
+        wanted = {d.removeprefix("sha256:") for d in keep}
+        retired = []
+        for entry in self.unpacked.iterdir():
+            if entry.name.startswith("staging-") or entry.name in wanted:
+                continue
+            if entry.name.startswith("trash-"):  # left by a host that stopped mid-delete
+                retired.append(entry)
+                continue
+            trash = entry.with_name(f"trash-{entry.name}-{os.urandom(4).hex()}")
+            entry.rename(trash)
+            retired.append(trash)
+        return retired
+
+    @staticmethod
+    def delete(paths: list[Path]) -> None:
+        """Delete retired copies (blocking: run it in a thread)."""
+        for path in paths:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _extract(archive: zipfile.ZipFile, root: Path) -> None:
+    """Extract into `root`, counting the bytes written against the limit as they come."""
+    written = 0
+    for member in check_zip(archive):
+        path = root / member.filename
+        if member.is_dir():
+            path.mkdir(parents=True, exist_ok=True)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with archive.open(member) as source, open(path, "wb") as sink:
+            while chunk := source.read(_CHUNK):
+                written += len(chunk)
+                if written > MAX_UNPACKED_BYTES:
+                    raise ArtifactTooLarge(
+                        f"artifact unpacks to more than {MAX_UNPACKED_BYTES} bytes unpacked"
+                    )
+                sink.write(chunk)
 
 
 def _share_with_group(root: Path, gid: int) -> None:

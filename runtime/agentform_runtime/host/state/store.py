@@ -237,6 +237,14 @@ class Store:
         row = self._db.execute("SELECT 1 FROM artifacts WHERE digest=?", (digest,)).fetchone()
         return row is not None
 
+    def artifacts_in_use(self) -> set[str]:
+        """Digests of the artifacts that a deployment or a kept version points at."""
+        rows = self._db.execute(
+            "SELECT json_extract(spec, '$.artifact') FROM deployments UNION "
+            "SELECT json_extract(spec, '$.artifact') FROM versions"
+        ).fetchall()
+        return {row[0] for row in rows if row[0]}
+
     # --- deployments and versions ---------------------------------------------------------
 
     def get_deployment(self, key: DeploymentKey) -> DeploymentRow | None:
