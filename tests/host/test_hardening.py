@@ -284,8 +284,8 @@ def test_an_unpacked_copy_goes_with_the_last_version_that_uses_it(
     assert (
         admin.delete("/v1/environments/development/deployments/functions/gone").status_code == 204
     )
-    wait_until(lambda: not copy.exists())
-    assert list(unpacked.iterdir()) == []
+    # The copy is renamed away at once, then deleted in a thread: wait for both.
+    wait_until(lambda: not copy.exists() and list(unpacked.iterdir()) == [])
 
 
 # --- item 7: secrets echoed by an upstream --------------------------------------------------
