@@ -311,9 +311,20 @@ def test_the_state_dir_is_private(host: RunningHost, tmp_path: Path) -> None:
 
 def test_no_sandbox_is_announced_on_every_start(tmp_path: Path) -> None:
     host = RunningHost(tmp_path / "state", extra_args=("--no-sandbox",))
-    for _ in range(2):
-        host.start()
+    host.start()
+    try:
+        admin = host.admin()
+        key = setup_environment(admin)
+        artifact = function_artifact(tmp_path, "pid", PID_FUNCTION)
+        deploy(admin, artifact, "pid").raise_for_status()
+        served = host.client(key).post("/run/development/functions/pid", json={})
+        # Unsandboxed, the worker is a plain process of the host's: its pid is the host's.
+        [instance] = deployment(admin, "pid")["instances"]
+        assert served.status_code == 200 and served.json()["pid"] == instance["pid"]
+    finally:
         host.stop()
+    host.start()
+    host.stop()
     log = (host.state_dir / "host.log").read_text()
     assert log.count("--no-sandbox: workers run unsandboxed") == 2
     assert log.count("NOT sandboxed (--no-sandbox)") == 2

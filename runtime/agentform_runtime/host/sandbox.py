@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import errno
 import ipaddress
 import json
@@ -37,11 +38,14 @@ from pathlib import Path
 
 __all__ = [
     "Cgroup",
+    "PreparedSandbox",
     "SandboxSpec",
     "cgroup_version",
     "default_read_only",
     "enter",
+    "host_path",
     "peer_uid",
+    "prepare",
     "prepare_pid_namespace",
     "probe",
     "restore_pid_namespace",
@@ -330,24 +334,37 @@ class Cgroup:
         for directory in group.dirs:
             directory.mkdir(mode=0o755, parents=True)
         try:
-            limit = str(memory_mb * 1024 * 1024)
-            if group.version == 1:
-                memory, pids = group.dirs
-                _write(memory / "memory.limit_in_bytes", limit)
-                # Without swap accounting the group could swap out instead of hitting the limit.
-                if (memory / "memory.memsw.limit_in_bytes").exists():
-                    _write(memory / "memory.memsw.limit_in_bytes", limit)
-                _write(pids / "pids.max", str(pids_max))
-            else:
-                (directory,) = group.dirs
-                _write(directory / "memory.max", limit)
-                if (directory / "memory.swap.max").exists():
-                    _write(directory / "memory.swap.max", "0")
-                _write(directory / "pids.max", str(pids_max))
+            group.limit(memory_mb, pids_max)
         except BaseException:
             group.remove()
             raise
         return group
+
+    def limit(self, memory_mb: int, pids_max: int) -> None:
+        """Set the group's memory (swap included) and pids limits. Lowering the memory limit
+        below what the group uses already fails (EBUSY)."""
+        if memory_mb <= 0 or pids_max <= 0:
+            raise ValueError("memory_mb and pids_max must be positive")
+        limit = str(memory_mb * 1024 * 1024)
+        if self.version == 1:
+            memory, pids = self.dirs
+            # v1 refuses a memory limit above the memory+swap one: order the writes so that
+            # memsw never sits below memory, whichever way the limit moves.
+            memsw = memory / "memory.memsw.limit_in_bytes"
+            current = int(_read(memory / "memory.limit_in_bytes"))
+            if memsw.exists() and int(limit) > current:
+                _write(memsw, limit)
+            _write(memory / "memory.limit_in_bytes", limit)
+            # Without swap accounting the group could swap out instead of hitting the limit.
+            if memsw.exists():
+                _write(memsw, limit)
+            _write(pids / "pids.max", str(pids_max))
+        else:
+            (directory,) = self.dirs
+            _write(directory / "memory.max", limit)
+            if (directory / "memory.swap.max").exists():
+                _write(directory / "memory.swap.max", "0")
+            _write(directory / "pids.max", str(pids_max))
 
     @property
     def _memory_dir(self) -> Path:
@@ -567,16 +584,17 @@ def _bind(source: str, target: str, *, read_only: bool) -> None:
         _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
-def _build_root(spec: SandboxSpec) -> None:
-    """Replace the mount namespace's root with a tmpfs holding only what the worker may see."""
+def _build_skeleton(read_only: Iterable[Path], tmp_mb: int) -> None:
+    """Replace the mount namespace's root with a tmpfs holding the shared read-only paths, a
+    fresh /proc, a minimal /dev and a private /tmp; the host's root stays at /.oldroot until
+    :func:`_seal_root`."""
     # Resolve symlinks while the host's tree is still the root: an absolute link (such as
     # /etc/resolv.conf -> /run/...) means nothing once the root has moved. Parents come before
     # children, so a nested path is bound on top of its parent's bind.
     binds = [
         (os.path.realpath(path), str(path))
-        for path in sorted(set(spec.read_only), key=lambda p: len(p.parts))
+        for path in sorted(set(read_only), key=lambda p: len(p.parts))
     ]
-    binds.append((os.path.realpath(spec.task_root), str(TASK_ROOT)))
 
     # The new root is a tmpfs mounted over /tmp in this (private) namespace. pivot_root moves
     # it to / and the old root to /.oldroot, where the host paths are bound from (/tmp ones
@@ -603,16 +621,28 @@ def _build_root(spec: SandboxSpec) -> None:
     ):
         os.symlink(target, f"/dev/{name}")
     os.mkdir("/dev/shm", 0o1777)
-    size = f"mode=1777,size={spec.tmp_mb}m"
+    size = f"mode=1777,size={tmp_mb}m"
     _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, size)
     os.makedirs("/tmp", mode=0o1777, exist_ok=True)
     _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, size)
 
+
+def _seal_root(task_root: str) -> None:
+    """Bind the artifact (`task_root`: a symlink-free host path) at /var/task, then detach the
+    host's root and make the skeleton read-only."""
+    _bind(_OLD_ROOT + task_root, str(TASK_ROOT), read_only=True)
     # Detach the host's root: nothing outside the binds stays reachable.
     _check(_libc.umount2(_OLD_ROOT.encode(), MNT_DETACH), f"umount2({_OLD_ROOT!r}, MNT_DETACH)")
     os.rmdir(_OLD_ROOT)
     # The skeleton itself (/, /var, /dev, ...) becomes read-only too.
     _mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def host_path(path: Path | str) -> str:
+    """Where a sandbox between :func:`prepare` and :meth:`PreparedSandbox.finish` reaches the
+    host's `path` (which must be absolute and free of symlinks: resolve it in a process that
+    sees the host's root)."""
+    return _OLD_ROOT + str(path)
 
 
 def _close_fds(keep: Iterable[int]) -> None:
@@ -624,6 +654,90 @@ def _close_fds(keep: Iterable[int]) -> None:
         if int(name) not in kept:
             with contextlib.suppress(OSError):
                 os.close(int(name))
+
+
+@dataclass
+class PreparedSandbox:
+    """A sandbox built up to what names its worker (artifact and uid): see :func:`prepare`."""
+
+    expected_parent: int
+    stat_fd: int
+
+    def finish(self, spec: SandboxSpec) -> None:
+        """Complete :func:`prepare`'s sandbox for `spec` (its task_root, uid, gid, hostname;
+        the rest was fixed by prepare). `spec.task_root` must be free of symlinks (resolved
+        by a process that sees the host's root). Returns as :func:`enter` does."""
+        try:
+            _seal_root(str(spec.task_root))
+            os.chdir(TASK_ROOT)
+            socket.sethostname(spec.hostname)
+
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            nofile = _NOFILE if hard == resource.RLIM_INFINITY else min(_NOFILE, hard)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, nofile), nofile))
+
+            os.setgroups([])
+            os.setresgid(spec.gid, spec.gid, spec.gid)
+            # Dropping uid 0 for good clears every capability.
+            os.setresuid(spec.uid, spec.uid, spec.uid)
+            # The uid change made us non-dumpable, which hands /proc/self to root; the worker
+            # needs its own /proc entries (fds, status). Core dumps stay off (RLIMIT_CORE 0).
+            _prctl(PR_SET_DUMPABLE, 1, "prctl(PR_SET_DUMPABLE, 1)")
+            _prctl(PR_SET_NO_NEW_PRIVS, 1, "prctl(PR_SET_NO_NEW_PRIVS, 1)")
+            # Changing uid/gid cleared the parent-death signal: set it again, then check the
+            # parent did not die in the window before it was set.
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, "prctl(PR_SET_PDEATHSIG, SIGKILL)")
+            if _read_ppid(self.stat_fd) != self.expected_parent:
+                _parent_gone(self.expected_parent)
+        finally:
+            os.close(self.stat_fd)
+        if not os.access(TASK_ROOT, os.R_OK | os.X_OK):
+            raise PermissionError(
+                errno.EACCES, f"task root {spec.task_root} is not readable by uid {spec.uid}"
+            )
+
+
+def prepare(
+    *,
+    read_only: Iterable[Path],
+    tmp_mb: int,
+    cgroup: Cgroup | None,
+    parent_pid: int | None = None,
+    keep_fds: Iterable[int] = (),
+) -> PreparedSandbox:
+    """The first part of :func:`enter`, which does not depend on the worker: the parent-death
+    signal, the cgroup, closed fds, the namespaces and the root skeleton (the host's root
+    still reachable under /.oldroot, as root). A zygote can do this ahead of a request and
+    :meth:`PreparedSandbox.finish` it when the request names the artifact and the uid (pass
+    host paths it needs meanwhile through :func:`host_path`)."""
+    # Mount points are created with the default mode; the zygote's umask must not make them
+    # unreadable to the worker's uid. (Also the worker's own umask, as on Lambda.)
+    os.umask(0o022)
+    # Signal on parent death first, so a parent that dies during setup takes us with it.
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, "prctl(PR_SET_PDEATHSIG, SIGKILL)")
+    # getppid() is 0 for PID 1 of a namespace; the host's procfs still tells the real parent.
+    # This fd stays open until finish(), when that procfs is no longer mounted here.
+    stat_fd = os.open("/proc/self/stat", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        expected = parent_pid or _forking_parent or _read_ppid(stat_fd)
+        if _read_ppid(stat_fd) != expected:
+            _parent_gone(expected)
+
+        # Join before the mounts hide /sys/fs/cgroup; "0" means the writing process itself.
+        if cgroup is not None:
+            cgroup.add(0)
+        _close_fds([*keep_fds, stat_fd])
+
+        flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
+        _check(_libc.unshare(flags), "unshare(CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS)")
+        # Private, so none of our mounts propagate back to the host (and none of its to us).
+        _mount(None, "/", None, MS_REC | MS_PRIVATE)
+        _build_skeleton(read_only, tmp_mb)
+    except BaseException:
+        os.close(stat_fd)
+        raise
+    return PreparedSandbox(expected, stat_fd)
 
 
 def enter(
@@ -647,58 +761,18 @@ def enter(
     should reap children it did not start itself.
 
     Raises OSError naming the call the kernel refused; the process is then half set up and
-    must exit (``os._exit``), not run the worker.
+    must exit (``os._exit``), not run the worker. (:func:`prepare` followed by
+    :meth:`PreparedSandbox.finish` does the same in two steps.)
     """
-    # Mount points are created with the default mode; the zygote's umask must not make them
-    # unreadable to the worker's uid. (Also the worker's own umask, as on Lambda.)
-    os.umask(0o022)
-    # Signal on parent death first, so a parent that dies during setup takes us with it.
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, "prctl(PR_SET_PDEATHSIG, SIGKILL)")
-    # getppid() is 0 for PID 1 of a namespace; the host's procfs still tells the real parent.
-    # This fd stays open until the end, when that procfs is no longer mounted here.
-    stat_fd = os.open("/proc/self/stat", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        expected = parent_pid or _forking_parent or _read_ppid(stat_fd)
-        if _read_ppid(stat_fd) != expected:
-            _parent_gone(expected)
-
-        # Join before the mounts hide /sys/fs/cgroup; "0" means the writing process itself.
-        if spec.cgroup is not None:
-            spec.cgroup.add(0)
-        _close_fds([*keep_fds, stat_fd])
-
-        flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
-        _check(_libc.unshare(flags), "unshare(CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS)")
-        # Private, so none of our mounts propagate back to the host (and none of its to us).
-        _mount(None, "/", None, MS_REC | MS_PRIVATE)
-        _build_root(spec)
-        os.chdir(TASK_ROOT)
-        socket.sethostname(spec.hostname)
-
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        nofile = _NOFILE if hard == resource.RLIM_INFINITY else min(_NOFILE, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, nofile), nofile))
-
-        os.setgroups([])
-        os.setresgid(spec.gid, spec.gid, spec.gid)
-        # Dropping uid 0 for good clears every capability.
-        os.setresuid(spec.uid, spec.uid, spec.uid)
-        # The uid change made us non-dumpable, which hands /proc/self to root; the worker
-        # needs its own /proc entries (fds, status). Core dumps stay off (RLIMIT_CORE 0).
-        _prctl(PR_SET_DUMPABLE, 1, "prctl(PR_SET_DUMPABLE, 1)")
-        _prctl(PR_SET_NO_NEW_PRIVS, 1, "prctl(PR_SET_NO_NEW_PRIVS, 1)")
-        # Changing uid/gid cleared the parent-death signal: set it again, then check the
-        # parent did not die in the window before it was set.
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, "prctl(PR_SET_PDEATHSIG, SIGKILL)")
-        if _read_ppid(stat_fd) != expected:
-            _parent_gone(expected)
-    finally:
-        os.close(stat_fd)
-    if not os.access(TASK_ROOT, os.R_OK | os.X_OK):
-        raise PermissionError(
-            errno.EACCES, f"task root {spec.task_root} is not readable by uid {spec.uid}"
-        )
+    task_root = os.path.realpath(spec.task_root)
+    prepared = prepare(
+        read_only=spec.read_only,
+        tmp_mb=spec.tmp_mb,
+        cgroup=spec.cgroup,
+        parent_pid=parent_pid,
+        keep_fds=keep_fds,
+    )
+    prepared.finish(dataclasses.replace(spec, task_root=Path(task_root)))
 
 
 # --------------------------------------------------------------------------- probe

@@ -216,9 +216,14 @@ class Zygote:
         """Stop the zygote (stop the workers first: it takes the ones left with it)."""
         if self._process is None or self._process.returncode is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            self._process.kill()
-        await self._process.wait()
+        if self._process.stdin is not None:
+            self._process.stdin.close()  # EOF: it removes its spare sandbox and exits
+        try:
+            await asyncio.wait_for(self._process.wait(), 5)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.kill()
+            await self._process.wait()
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)
 

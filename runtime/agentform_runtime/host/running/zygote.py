@@ -28,14 +28,17 @@ its cgroup saw an OOM kill, read before the group is removed). Of the host it im
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import hashlib
+import itertools
 import json
 import os
 import selectors
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -187,16 +190,20 @@ def _run_worker(request: dict[str, Any], zygote: int, preloaded: str) -> None:
         os._exit(code)
 
 
+def _cgroup_of(box: dict[str, Any]) -> sandbox.Cgroup:
+    group = box["cgroup"]
+    return sandbox.Cgroup(group["name"], group["version"], tuple(map(Path, group["dirs"])))
+
+
 def _sandbox_spec(request: dict[str, Any], read_only: tuple[Path, ...]) -> sandbox.SandboxSpec:
     box = request["sandbox"]
-    group = box["cgroup"]
     return sandbox.SandboxSpec(
         task_root=Path(request["task_root"]),
         uid=box["uid"],
         gid=box["gid"],
         read_only=read_only,
         tmp_mb=box["tmp_mb"],
-        cgroup=sandbox.Cgroup(group["name"], group["version"], tuple(map(Path, group["dirs"]))),
+        cgroup=_cgroup_of(box),
     )
 
 
@@ -210,18 +217,62 @@ def _run_sandboxed(
         _default_signals()
         _redirect_output(request["log"])
         sandbox.enter(_sandbox_spec(request, read_only), parent_pid=zygote)
-        os.environ.clear()
-        os.environ.update(request["env"])
-        worker = os.fork()
-        if worker == 0:
-            os._exit(_exit_code(_bootstrap(request, str(sandbox.TASK_ROOT), preloaded)))
-        code = _init(worker)
+        code = _start_as_init(request, preloaded)
     except BaseException:
         import traceback
 
         traceback.print_exc()
     finally:
         os._exit(code)
+
+
+def _run_spare(
+    requests: int, zygote: int, preloaded: str, read_only: tuple[Path, ...], box: dict[str, Any]
+) -> None:
+    """In a spare child (forked ahead of any request, into a new PID namespace and cgroup):
+    prepare the sandbox, wait for the request on `requests`, finish it and become that
+    worker's init; never return. EOF without a request: exit quietly."""
+    code = 1
+    try:
+        _default_signals()
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        os.dup2(null, 0)  # not the host's pipes: fd 0 and 1 are the zygote's protocol
+        os.dup2(null, 1)
+        os.close(null)
+        prepared = sandbox.prepare(
+            read_only=read_only,
+            tmp_mb=box["tmp_mb"],
+            cgroup=_cgroup_of(box),
+            parent_pid=zygote,
+            keep_fds=[requests],
+        )
+        data = b""
+        while chunk := os.read(requests, 65536):
+            data += chunk
+        os.close(requests)
+        if not data:
+            os._exit(0)
+        request = json.loads(data)
+        # Paths the zygote resolved; the host's root is still reachable until finish().
+        _redirect_output(sandbox.host_path(request["log"]))
+        prepared.finish(_sandbox_spec(request, read_only))
+        code = _start_as_init(request, preloaded)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _start_as_init(request: dict[str, Any], preloaded: str) -> int:
+    """In an entered sandbox: fork the worker (PID 2) and reap until it exits."""
+    os.environ.clear()
+    os.environ.update(request["env"])
+    worker = os.fork()
+    if worker == 0:
+        os._exit(_exit_code(_bootstrap(request, str(sandbox.TASK_ROOT), preloaded)))
+    return _init(worker)
 
 
 def _init(worker: int) -> int:
@@ -242,8 +293,30 @@ def _send(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+@dataclass
+class _Spare:
+    """A child forked ahead of requests, its sandbox prepared, waiting on `requests`."""
+
+    pid: int
+    group: sandbox.Cgroup
+    requests: int  # the write end of its request pipe
+    tmp_mb: int
+
+
+# Limits of a spare until a request sets the real ones: the largest a deployment may ask.
+_SPARE_MEMORY_MB = 10240
+_SPARE_PIDS = 1024
+
+
+def _describe(group: sandbox.Cgroup) -> dict[str, Any]:
+    return {"name": group.name, "version": group.version, "dirs": [str(d) for d in group.dirs]}
+
+
 class _Forker:
-    """Forks workers; with a cgroup parent, each into its own cgroup and PID namespace."""
+    """Forks workers; with a cgroup parent, each into its own cgroup and PID namespace.
+
+    Sandboxed, it keeps one spare child whose sandbox is prepared ahead (namespaces, cgroup,
+    root skeleton: most of the kernel work), so a cold start only finishes it."""
 
     def __init__(self, cgroup_parent: str | None, preloaded: str) -> None:
         self.parent = cgroup_parent
@@ -251,6 +324,8 @@ class _Forker:
         self.zygote = os.getpid()
         self.groups: dict[int, sandbox.Cgroup] = {}
         self.read_only = sandbox.default_read_only() if cgroup_parent else ()
+        self.spare: _Spare | None = None
+        self._spares = itertools.count(1)
         if cgroup_parent is not None:
             sandbox.Cgroup.sweep(cgroup_parent)  # leftovers of a host that was killed
 
@@ -263,14 +338,16 @@ class _Forker:
                 in_child()
                 _run_worker(request, self.zygote, self.preloaded)
             return {"pid": pid}
+        # The sandboxed child reaches these paths before or after the host's root is gone.
+        request["task_root"] = os.path.realpath(request["task_root"])
+        request["log"] = os.path.realpath(request["log"])
+        spare = self._take_spare(box)
+        if spare is not None and self._hand_over(spare, request, box):
+            return {"pid": spare.pid, "cgroup": box["cgroup"]}
         group = sandbox.Cgroup.create(
             box["cgroup"], box["memory_mb"], box["pids_max"], parent=self.parent
         )
-        box["cgroup"] = {
-            "name": group.name,
-            "version": group.version,
-            "dirs": [str(d) for d in group.dirs],
-        }
+        box["cgroup"] = _describe(group)
         try:
             sandbox.prepare_pid_namespace()
             pid = os.fork()
@@ -285,6 +362,76 @@ class _Forker:
         self.groups[pid] = group
         return {"pid": pid, "cgroup": box["cgroup"]}
 
+    def _take_spare(self, box: dict[str, Any]) -> _Spare | None:
+        spare, self.spare = self.spare, None
+        if spare is not None and spare.tmp_mb != box["tmp_mb"]:
+            self._discard(spare)
+            return None
+        return spare
+
+    def _hand_over(self, spare: _Spare, request: dict[str, Any], box: dict[str, Any]) -> bool:
+        """Give `request` to the spare; False (the spare discarded) if it cannot take it."""
+        try:
+            spare.group.limit(box["memory_mb"], box["pids_max"])
+            box["cgroup"] = _describe(spare.group)
+            data = json.dumps(request).encode()
+            while data:
+                data = data[os.write(spare.requests, data) :]
+            os.close(spare.requests)
+            return True
+        except OSError:
+            self._discard(spare)
+            return False
+
+    def _discard(self, spare: _Spare) -> None:
+        with contextlib.suppress(OSError):
+            os.close(spare.requests)  # EOF: it exits (reaped, its group removed, as any)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(spare.pid, signal.SIGKILL)
+
+    def replenish(self, tmp_mb: int, in_child: Callable[[], None]) -> None:
+        """Fork a new spare if there is none (after a sandboxed request was answered)."""
+        if self.parent is None or self.spare is not None:
+            return
+        box: dict[str, Any] = {"tmp_mb": tmp_mb}
+        try:
+            group = sandbox.Cgroup.create(
+                f"spare-{next(self._spares)}", _SPARE_MEMORY_MB, _SPARE_PIDS, parent=self.parent
+            )
+        except OSError as exc:
+            print(f"agentform zygote: no spare sandbox: {exc}", file=sys.stderr)
+            return
+        box["cgroup"] = _describe(group)
+        read_end, write_end = os.pipe()
+        try:
+            sandbox.prepare_pid_namespace()
+            pid = os.fork()
+            if pid == 0:
+                in_child()
+                os.close(write_end)
+                _run_spare(read_end, self.zygote, self.preloaded, self.read_only, box)
+            sandbox.restore_pid_namespace()
+        except BaseException:
+            os.close(write_end)
+            group.remove()
+            raise
+        finally:
+            os.close(read_end)
+        self.groups[pid] = group
+        self.spare = _Spare(pid, group, write_end, tmp_mb)
+
+    def close(self) -> None:
+        """Stop the spare and remove its cgroup (the host stops the workers itself)."""
+        spare, self.spare = self.spare, None
+        if spare is None:
+            return
+        self._discard(spare)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(spare.pid, 0)
+        self.groups.pop(spare.pid, None)
+        with contextlib.suppress(OSError):
+            spare.group.remove()
+
     def reap(self) -> None:
         while True:
             try:
@@ -293,6 +440,10 @@ class _Forker:
                 return
             if pid == 0:
                 return
+            if self.spare is not None and self.spare.pid == pid:
+                with contextlib.suppress(OSError):
+                    os.close(self.spare.requests)
+                self.spare = None
             message: dict[str, Any] = {"exited": pid, "code": os.waitstatus_to_exitcode(status)}
             group = self.groups.pop(pid, None)
             if group is not None:
@@ -341,6 +492,7 @@ def main() -> None:
                 continue
             chunk = os.read(0, 65536)
             if not chunk:  # the host closed the pipe: it is gone or stopping
+                forker.close()
                 return
             pending += chunk
             *lines, pending = pending.split(b"\n")
@@ -352,6 +504,8 @@ def main() -> None:
                     _send({"id": request["id"], "error": f"cannot start the worker: {exc}"})
                     continue
                 _send({"id": request["id"], **reply})
+                if "sandbox" in request:
+                    forker.replenish(request["sandbox"]["tmp_mb"], in_child)
 
 
 if __name__ == "__main__":
