@@ -130,6 +130,18 @@ async def get_artifact(digest: str, host: Host) -> Digest:
     return Digest(digest=digest)
 
 
+@router.get(
+    "/artifacts/{digest}/content",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}}},
+)
+async def download_artifact(digest: str, host: Host) -> Response:
+    """The zip, so that `agentform promote` can copy it to another host (and verify it)."""
+    if not host.store.has_artifact(digest) or not host.artifacts.exists(digest):
+        raise not_found(f"artifact '{digest}'")
+    return Response(host.artifacts.read(digest), media_type="application/zip")
+
+
 # --- environments, policies, connections -----------------------------------------------------
 
 

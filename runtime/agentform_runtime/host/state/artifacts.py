@@ -69,3 +69,7 @@ class ArtifactStore:
 
     def exists(self, digest: str) -> bool:
         return self._blob(digest).exists()
+
+    def read(self, digest: str) -> bytes:
+        """The zip itself, for copying it to another host."""
+        return self._blob(digest).read_bytes()
