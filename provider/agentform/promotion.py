@@ -354,8 +354,17 @@ class Promotion:
 
     def _rollback_pin(self) -> Pin:
         releases = history(self.to_stack, self.timings)
-        current = self.previous_pin.digest if self.previous_pin is not None else None
-        earlier = [r for r in releases[1:] if r.digest != current] if current else releases
+        current = self.previous_pin
+        running = (
+            bool(releases)
+            and current is not None
+            and (
+                (releases[0].digest, releases[0].promoted_at)
+                == (current.digest, current.promoted_at)
+            )
+        )
+        # The release before the one running; when none runs (unpinned), the last one.
+        earlier = releases[1:] if running else releases
         if not earlier:
             raise PromotionError(
                 f"stack '{self.to_name}' has no earlier release to roll back to",
