@@ -146,11 +146,10 @@ def promote(
     )
 
 
-def _stack(name: str, cwd: Path):  # type: ignore[no-untyped-def]
+def _workspace(cwd: Path):  # type: ignore[no-untyped-def]
     from agentform.promotion import Timings, Workspace
 
-    workspace = Workspace(str(cwd.resolve()), Timings())
-    return workspace, workspace.stack(name)
+    return Workspace(str(cwd.resolve()), Timings())
 
 
 @release_app.command("show")
@@ -162,8 +161,8 @@ def release_show(
     from agentform.release import ReleaseError, bundle_from_state
 
     try:
-        workspace, selected = _stack(stack, cwd)
-        bundle = bundle_from_state(workspace.state(selected))
+        workspace = _workspace(cwd)
+        bundle = bundle_from_state(workspace.state(workspace.known(stack)))
     except PromotionError as exc:
         _failed(exc)
     except ReleaseError as exc:
@@ -181,8 +180,8 @@ def release_list(
     from agentform.promotion import PromotionError, history
 
     try:
-        _, selected = _stack(stack, cwd)
-        releases = history(selected)
+        workspace = _workspace(cwd)
+        releases = history(workspace.select(workspace.known(stack)))
     except PromotionError as exc:
         _failed(exc)
     if not releases:
@@ -212,12 +211,12 @@ def release_unpin(
     from agentform.release import RELEASE_KEY
 
     try:
-        workspace, selected = _stack(stack, cwd)
-        name = workspace.name(stack)
-        if RELEASE_KEY not in workspace.config(selected):
+        workspace = _workspace(cwd)
+        name = workspace.known(stack)
+        if RELEASE_KEY not in workspace.config(name):
             console.print(f"stack '{name}' is not pinned", markup=False)
             return
-        selected.remove_config(RELEASE_KEY)
+        workspace.remove_config(name, RELEASE_KEY)
     except PromotionError as exc:
         _failed(exc)
     console.print(

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pulumi import automation as auto
@@ -123,6 +124,11 @@ class Workspace:
     timings: Timings
 
     def __post_init__(self) -> None:
+        if not any(Path(self.work_dir, f"Pulumi.{ext}").is_file() for ext in ("yaml", "yml")):
+            raise PromotionError(
+                f"no Pulumi project in {self.work_dir} (no Pulumi.yaml)",
+                "run it in the project's directory, or pass --cwd DIR",
+            )
         with self.timings.track("cli"):
             self.ws = auto.LocalWorkspace(work_dir=self.work_dir)
             self.project = self.ws.project_settings().name
@@ -141,7 +147,8 @@ class Workspace:
             raise PromotionError(f"'{stack}' is not a stack name", "e.g. `dev` or `prod`")
         return parts[-1]
 
-    def stack(self, stack: str) -> auto.Stack:
+    def known(self, stack: str) -> str:
+        """The short name of an existing stack of this project."""
         name = self.name(stack)
         if name not in self._stacks:
             known = ", ".join(sorted(self._stacks)) or "none"
@@ -149,16 +156,29 @@ class Workspace:
                 f"no stack '{name}' in project '{self.project}' (stacks: {known})",
                 f"create it with `pulumi stack init {name}` in {self.work_dir}",
             )
-        with self.timings.track("cli"):
-            return auto.select_stack(stack_name=name, work_dir=self.work_dir)
+        return name
 
-    def state(self, stack: auto.Stack) -> dict[str, Any]:
+    def select(self, name: str) -> auto.Stack:
+        """The stack, for preview, up and history (this selects it, as `pulumi stack select`
+        does); reading state and config does not need it."""
         with self.timings.track("cli"):
-            return dict(stack.export_stack().deployment or {})
+            return auto.Stack.select(name, self.ws)
 
-    def config(self, stack: auto.Stack) -> dict[str, auto.ConfigValue]:
+    def state(self, name: str) -> dict[str, Any]:
         with self.timings.track("cli"):
-            return dict(stack.get_all_config())
+            return dict(self.ws.export_stack(name).deployment or {})
+
+    def config(self, name: str) -> dict[str, auto.ConfigValue]:
+        with self.timings.track("cli"):
+            return dict(self.ws.get_all_config(name))
+
+    def set_config(self, name: str, key: str, value: auto.ConfigValue) -> None:
+        with self.timings.track("cli"):
+            self.ws.set_config(name, key, value)
+
+    def remove_config(self, name: str, key: str) -> None:
+        with self.timings.track("cli"):
+            self.ws.remove_config(name, key)
 
 
 def current_pin(config: dict[str, auto.ConfigValue], stack: str) -> Pin | None:
@@ -237,7 +257,8 @@ def _deployment_fields(state: Any) -> dict[str, Any] | None:
     return None
 
 
-def plan_of(events: list[auto.EngineEvent], origin_policies: list[dict[str, Any]]) -> Plan:
+def plan_of(events: list[auto.EngineEvent], origin_policies: list[dict[str, Any]] | None) -> Plan:
+    """The plan in a preview's events; `origin_policies` None: nothing to compare with."""
     changes: list[Change] = []
     destination_policies: list[dict[str, Any]] = []
     counts: dict[str, int] = {}
@@ -273,7 +294,11 @@ def plan_of(events: list[auto.EngineEvent], origin_policies: list[dict[str, Any]
     return Plan(
         changes=sorted(changes, key=lambda c: c.key),
         counts=counts,
-        policy_types_differ=differing_policy_types(origin_policies, destination_policies),
+        policy_types_differ=(
+            differing_policy_types(origin_policies, destination_policies)
+            if origin_policies is not None
+            else []
+        ),
         destination_policies=destination_policies,
     )
 
@@ -304,19 +329,18 @@ class Promotion:
     with_policies: bool = False
     say: Callable[[str], None] = print
     timings: Timings = field(default_factory=Timings)
+    origin_policies: list[dict[str, Any]] | None = None
 
     def prepare(self, rollback: bool = False) -> Pin:
         """Every check, the artifact copy, then the pin written into TO's config."""
         self.workspace = Workspace(self.work_dir, self.timings)
-        self.to_name = self.workspace.name(self.destination)
-        self.to_stack = self.workspace.stack(self.destination)
-        self.to_config = self.workspace.config(self.to_stack)
+        self.to_name = self.workspace.known(self.destination)
+        self.to_config = self.workspace.config(self.to_name)
         self.previous_pin = current_pin(self.to_config, self.to_name)
         pin = self._rollback_pin() if rollback else self._promotion_pin()
         self.pin = pin
         self._copy(pin)
-        with self.timings.track("cli"):
-            self.to_stack.set_config(RELEASE_KEY, auto.ConfigValue(pin.to_config()))
+        self.workspace.set_config(self.to_name, RELEASE_KEY, auto.ConfigValue(pin.to_config()))
         return pin
 
     def _promotion_pin(self) -> Pin:
@@ -327,9 +351,9 @@ class Promotion:
                 f"cannot promote stack '{from_name}' onto itself",
                 "name two stacks, e.g. `agentform promote dev prod`",
             )
-        from_stack = self.workspace.stack(self.origin)
-        state = self.workspace.state(from_stack)
-        self.from_config = self.workspace.config(from_stack)
+        self.workspace.known(from_name)
+        state = self.workspace.state(from_name)
+        self.from_config = self.workspace.config(from_name)
         try:
             bundle = bundle_from_state(state)
         except ReleaseError as exc:
@@ -353,7 +377,7 @@ class Promotion:
         )
 
     def _rollback_pin(self) -> Pin:
-        releases = history(self.to_stack, self.timings)
+        releases = history(self.workspace.select(self.to_name), self.timings)
         current = self.previous_pin
         running = (
             bool(releases)
@@ -374,7 +398,7 @@ class Promotion:
         self.origin = target.origin
         self.with_policies = target.with_policies
         self.from_config = self.to_config  # the artifacts are already on TO's host
-        self.origin_policies = []
+        self.origin_policies = None  # a rollback compares with nothing
         return self._pin(Bundle.of(target.deployments), target.origin, target.with_policies)
 
     def _copy(self, pin: Pin) -> None:
@@ -384,14 +408,13 @@ class Promotion:
 
     def restore(self) -> None:
         """Put TO's pin back as it was before `prepare`."""
-        with self.timings.track("cli"):
-            if self.previous_pin is None:
-                self.to_stack.remove_config(RELEASE_KEY)
-            else:
-                old = self.to_config[RELEASE_KEY]
-                self.to_stack.set_config(RELEASE_KEY, old)
+        if self.previous_pin is None:
+            self.workspace.remove_config(self.to_name, RELEASE_KEY)
+        else:
+            self.workspace.set_config(self.to_name, RELEASE_KEY, self.to_config[RELEASE_KEY])
 
     def preview(self) -> Plan:
+        self.to_stack = self.workspace.select(self.to_name)
         events: list[auto.EngineEvent] = []
         try:
             with self.timings.track("engine"):
@@ -402,7 +425,7 @@ class Promotion:
                 f"preview of '{self.to_name}' failed: {engine_error(exc)}",
                 f"Pulumi.{self.to_name}.yaml is unchanged",
             ) from None
-        return plan_of(events, getattr(self, "origin_policies", []))
+        return plan_of(events, self.origin_policies)
 
     def up(self, on_output: Callable[[str], None]) -> dict[str, int]:
         try:

@@ -55,6 +55,7 @@ class TwoStacks:
         command = [sys.executable, "-m", "agentform", *args]
         result = subprocess.run(
             command,
+            stdin=subprocess.DEVNULL,  # not a terminal: no question can be answered
             cwd=self.workdir,
             env=self.project.env,
             capture_output=True,

@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from tests.promotion.conftest import TwoStacks, ask_tool
 from tests.support.engine import change_summary
 from tests.support.hosts import RunningHost
+
+# Several real `pulumi up`s per test, on a shared 2-core machine: more than the default.
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(900)]
 
 
 def _answer(host: RunningHost, environment: str) -> Any:
@@ -35,6 +40,7 @@ def test_promote_release_history_and_rollback(stacks: TwoStacks, host: RunningHo
     assert "warning: environment-level policies differ" in promoted.stderr
     assert "types: max_tokens" in promoted.stderr
     assert "'prod' runs rel-" in promoted.stdout
+    assert "Updating (prod)" in promoted.stderr  # the engine's progress, shown as it runs
     # Prod serves dev's deployed answer, not the working tree's.
     assert "order-status v1" in json.dumps(_answer(host, "prod"))
     # The pin is in Pulumi.prod.yaml, readable line by line.

@@ -9,15 +9,20 @@ import threading
 from pathlib import Path
 
 import httpx
+import pytest
 
 from agentform.release import Pin, bundle_digest
 from tests.promotion.conftest import TwoStacks, ask_tool
 from tests.support.hosts import RunningHost
 
+# Several real `pulumi up`s per test, on a shared 2-core machine: more than the default.
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(900)]
 
-def _fails(stacks: TwoStacks, *args: str, expect: str) -> None:
+
+def _fails(stacks: TwoStacks, *args: str, expect: str, yes: bool = True) -> None:
     before = {s: stacks.stack_file(s).read_text() for s in ("dev", "prod")}
-    result = stacks.agentform("promote", *args, "--yes", "--cwd", str(stacks.workdir))
+    confirm = ["--yes"] if yes else []
+    result = stacks.agentform("promote", *args, *confirm, "--cwd", str(stacks.workdir))
     assert result.returncode != 0, result.output
     assert expect in result.stderr, result.output
     assert "Traceback" not in result.output
@@ -36,6 +41,11 @@ def test_bad_input_is_one_line_and_changes_nothing(stacks: TwoStacks, host: Runn
         expect="is in project 'other-project', not in 'agentform-promotion'",
     )
     stacks.up("dev")
+    # Without --yes and without a terminal to ask on, the preview runs and nothing changes.
+    _fails(stacks, "dev", "prod", yes=False, expect="error: 'prod' was not updated")
+    assert stacks.project.run("stack", "export", "--stack", "prod", check=True).json()[
+        "deployment"
+    ].get("resources") in (None, [])
     assert stacks.promote("dev", "prod").returncode == 0
 
     # A hand-edited pin (an artifact swapped, digest left as it was) is refused by promote
