@@ -45,4 +45,4 @@ fi
 
 pulumi up --yes --non-interactive
 say "asking the agent: $question"
-agentform invoke development/agents/assistant --input "$question" --lineage
+agentform invoke dev/agents/assistant --input "$question" --lineage

@@ -15,7 +15,8 @@ from agentform import Agent, Deployment, Environment, Function, IntegrationConne
 config = pulumi.Config()
 here = Path(__file__).parent
 
-development = Environment("development", description="Where the quickstart runs")
+# Named after the stack (`dev` in scripts/quickstart.sh): one program serves every stage.
+environment = Environment("environment", description="Where the quickstart runs")
 
 openai_key = config.get_secret("openai_api_key")
 if openai_key is not None:
@@ -48,7 +49,7 @@ assistant = Agent(
 )
 
 deployments = {
-    workload: Deployment(f"{workload}-development", workload=resource, environment=development)
+    workload: Deployment(f"{workload}-deployment", workload=resource, environment=environment)
     for workload, resource in (("model", model), ("weather", weather), ("assistant", assistant))
 }
 

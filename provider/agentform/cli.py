@@ -338,5 +338,9 @@ def scripted_model(
     scripted.serve(script, port=port)
 
 
+# `promote` and `release ...` live in their own module; it registers them on `app`.
+from agentform import promote_cli  # noqa: E402, F401
+
+
 def main() -> None:
     app()

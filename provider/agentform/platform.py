@@ -102,3 +102,13 @@ class LocalPlatform:
             "POST", "/v1/artifacts", content=data, headers={"content-type": "application/zip"}
         )
         return str(result["digest"])
+
+    def download_artifact(self, digest: str) -> bytes:
+        """The artifact's bytes (unverified: the caller checks them against `digest`)."""
+        try:
+            response = self._http.get(f"/v1/artifacts/{digest}/content")
+        except httpx.TransportError:
+            raise unreachable(self.endpoint.url) from None
+        if response.status_code >= 400:
+            raise AgentformError.from_response(response.status_code, response.content)
+        return response.content

@@ -36,8 +36,8 @@ def _stack(
     return project, code
 
 
-def _key(host: RunningHost) -> str:
-    return str(host.admin().post("/v1/environments/development/api-keys").json()["key"])
+def _key(host: RunningHost, environment: str = "development") -> str:
+    return str(host.admin().post(f"/v1/environments/{environment}/api-keys").json()["key"])
 
 
 def test_stack_lifecycle(
@@ -209,9 +209,11 @@ def test_the_quickstart_program(
     project.config("test_model_url", f"{model_server.url}/v1")
     assert change_summary(project.up())["create"] == 9
     url = project.outputs()["url"]
-    assert url == f"{host.url}/run/development/agents/assistant"
+    assert url == f"{host.url}/run/{project.stack}/agents/assistant"  # named after the stack
     answer = httpx.post(
-        url, json={"inputs": "Weather in Paris?"}, headers={"authorization": f"Bearer {_key(host)}"}
+        url,
+        json={"inputs": "Weather in Paris?"},
+        headers={"authorization": f"Bearer {_key(host, project.stack)}"},
     )
     assert answer.status_code == 200, answer.text
     assert '"sky": "light rain"' in answer.json()["output"]

@@ -10,6 +10,7 @@ from pulumi.dynamic import CheckFailure, CheckResult
 
 from agentform.resources._provider import AgentformProvider, is_unknown
 from agentform.resources.environment import Environment
+from agentform.resources.pinning import pin_failure, pin_inputs
 from agentform.resources.policy import Policy
 from agentform.resources.workloads import Agent, Function, ModelApi
 from agentform.settings import connection_inputs
@@ -51,6 +52,25 @@ def deployment_spec(inputs: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+def with_pin(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The inputs with the pinned artifact and configuration (and, when promoted with
+    `--with-policies`, the pinned deployment-level policies) in place of the program's.
+    Scaling, `enabled` and the connection stay the destination's own."""
+    pinned = inputs["pinned"]
+    configuration = pinned["configuration"]
+    result = {
+        **inputs,
+        "artifact": pinned["artifact"],
+        "memory_mb": configuration["memory_mb"],
+        "timeout_s": configuration["timeout_s"],
+        "config": configuration["config"],
+    }
+    if inputs.get("with_policies"):
+        result["policies"] = [p["name"] for p in pinned["policies"]]
+        result["policy_specs"] = [p["spec"] for p in pinned["policies"]]
+    return result
+
+
 class DeploymentProvider(AgentformProvider):
     label = "Deployment"
     replace_on: ClassVar[tuple[str, ...]] = ("name", "kind", "environment")
@@ -74,6 +94,11 @@ class DeploymentProvider(AgentformProvider):
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         label = self._label(news)
+        if news.get("release") and not is_unknown(news.get("pinned")):
+            why = pin_failure(news, label)
+            if why is not None:
+                return CheckResult(dict(news), [CheckFailure("artifact", why)])
+            news = with_pin(news)
         spec = deployment_spec(news)
         inputs = dict(news)
         if is_unknown(spec) or is_unknown(news.get("kind")):
@@ -117,6 +142,11 @@ class DeploymentProvider(AgentformProvider):
         }
 
     def apply(self, platform: LocalPlatform, inputs: dict[str, Any]) -> dict[str, Any]:
+        if inputs.get("with_policies") and inputs.get("pinned"):
+            # The origin's policies may not exist on this host (another host, or removed).
+            for policy in inputs["pinned"]["policies"]:
+                if platform.get(f"/v1/policies/{policy['name']}") is None:
+                    platform.put(f"/v1/policies/{policy['name']}", policy["spec"])
         return self._outputs(platform.put(self._path(inputs), deployment_spec(inputs)))
 
     def fetch(self, platform: LocalPlatform, state: dict[str, Any]) -> dict[str, Any] | None:
@@ -215,6 +245,7 @@ class Deployment(pulumi.dynamic.Resource):
                 "previous_version": None,
                 "status": None,
                 "effective_policies": None,
+                **pin_inputs(workload.kind, workload.name),
                 **connection_inputs(),
             },
             opts,

@@ -46,7 +46,7 @@ class EnvironmentProvider(AgentformProvider):
 class Environment(pulumi.dynamic.Resource):
     """A named stage (`development`, `production`, ...) with environment-level policies.
 
-    One Pulumi stack usually manages one environment."""
+    One Pulumi stack manages one environment, named after the stack unless `name=` is given."""
 
     name: pulumi.Output[str]
     """The environment's name on the platform."""
@@ -69,7 +69,9 @@ class Environment(pulumi.dynamic.Resource):
     ) -> None:
         """
         :param resource_name: The Pulumi resource name.
-        :param name: The environment's name on the platform (DNS-safe); defaults to `resource_name`.
+        :param name: The environment's name on the platform (DNS-safe); defaults to the stack's
+            name (`pulumi.get_stack()`), so one program serves every stage. Pass `name=` to fix
+            it, e.g. to keep the name an existing stack's environment already has.
         :param description: Free text shown in listings.
         :param policies: Policies every deployment in this environment inherits.
         :param opts: Pulumi resource options.
@@ -78,7 +80,7 @@ class Environment(pulumi.dynamic.Resource):
             EnvironmentProvider(),
             resource_name,
             {
-                "name": name if name is not None else resource_name,
+                "name": name if name is not None else pulumi.get_stack(),
                 "description": description,
                 "policies": [p.name for p in policies],
                 "policy_specs": [p.spec for p in policies],

@@ -25,6 +25,7 @@ from agentform.resources._provider import (
     name_failures,
 )
 from agentform.resources.connection import IntegrationConnection
+from agentform.resources.pinning import pin_failure, pin_inputs
 from agentform.settings import connection_inputs
 from agentform_runtime.specs import AgentSpec, Manifest, ModelSpec, WorkloadKind, digest_of
 
@@ -85,6 +86,15 @@ class WorkloadProvider(AgentformProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures = self.validate(news)
         inputs = dict(news)
+        if news.get("release"):
+            # A pinned stack runs the promoted artifact: the working tree is not packaged.
+            if is_unknown(news.get("pinned")):
+                return CheckResult(inputs, failures)
+            why = pin_failure(news, self._label(news))
+            if why is not None:
+                return CheckResult(inputs, [*failures, CheckFailure("artifact", why)])
+            inputs["artifact"] = news["pinned"]["artifact"]
+            return CheckResult(inputs, failures)
         if not failures and not any(
             is_unknown(v) for k, v in news.items() if k not in ("artifact",)
         ):
@@ -95,6 +105,13 @@ class WorkloadProvider(AgentformProvider):
         return CheckResult(inputs, failures)
 
     def apply(self, platform: LocalPlatform, inputs: dict[str, Any]) -> dict[str, Any]:
+        if inputs.get("release"):
+            if platform.get(f"/v1/artifacts/{inputs['artifact']}") is None:
+                raise ProviderError(
+                    f"{self._label(inputs)}: pinned artifact {inputs['artifact']} is not on "
+                    f"this host; `agentform promote` copies it before it updates the stack"
+                )
+            return {"kind": self.kind.value}
         digest = platform.upload_artifact(self.package(inputs))
         if digest != inputs["artifact"]:
             raise ProviderError(
@@ -202,14 +219,16 @@ class _Workload(pulumi.dynamic.Resource):
         props: dict[str, Any],
         opts: pulumi.ResourceOptions | None,
     ) -> None:
+        platform_name = name if name is not None else resource_name
         super().__init__(
             provider,
             resource_name,
             {
-                "name": name if name is not None else resource_name,
+                "name": platform_name,
                 "artifact": None,
                 "kind": provider.kind.value,
                 **props,
+                **pin_inputs(provider.kind.value, platform_name),
                 **connection_inputs(),
             },
             opts,

@@ -7,6 +7,7 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from agentform_runtime.errors import AgentformError, not_found
@@ -143,6 +144,19 @@ async def get_artifact(digest: str, host: Host) -> Digest:
     if not host.store.has_artifact(digest):
         raise not_found(f"artifact '{digest}'")
     return Digest(digest=digest)
+
+
+@router.get(
+    "/artifacts/{digest}/content",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}}},
+)
+async def download_artifact(digest: str, host: Host) -> Response:
+    """The zip, so that `agentform promote` can copy it to another host (and verify it)."""
+    if not host.store.has_artifact(digest) or not host.artifacts.exists(digest):
+        raise not_found(f"artifact '{digest}'")
+    # Streamed from disk: a 250 MB zip is never held in the host's memory.
+    return FileResponse(host.artifacts.zip_path(digest), media_type="application/zip")
 
 
 # --- environments, policies, connections -----------------------------------------------------

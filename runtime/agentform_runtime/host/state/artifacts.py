@@ -171,6 +171,10 @@ class ArtifactStore:
     def exists(self, digest: str) -> bool:
         return self._blob(digest).exists()
 
+    def zip_path(self, digest: str) -> Path:
+        """The zip itself, for copying it to another host."""
+        return self._blob(digest)
+
     def retire_unpacked(self, keep: set[str]) -> list[Path]:
         """Move the unpacked copies of every artifact not in `keep` out of the way (a rename:
         instant, so no unpack can race it) and return them for `delete`. The zips stay: they

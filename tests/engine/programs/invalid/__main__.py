@@ -21,7 +21,7 @@ elif case == "chained-self":
     Agent("loop", model=model, agents=[twin])
 else:
     environment_policy = Policy("us", type="location", values=["us"])
-    development = Environment("development", policies=[environment_policy])
+    development = Environment("development", name="development", policies=[environment_policy])
     tool = Function("echo", code=code, entrypoint="tool:main")
     if case == "memory":
         Deployment("echo-dev", workload=tool, environment=development, memory_mb=64)

@@ -16,7 +16,7 @@ config = pulumi.Config()
 enabled = config.get_bool("enabled")
 
 europe = Policy("europe", type="location", values=["europe"])
-development = Environment("development", policies=[europe])
+development = Environment("development", name="development", policies=[europe])
 key = IntegrationConnection(
     "llm-key", provider="openai-compatible", secrets={"api_key": config.require_secret("api_key")}
 )
