@@ -344,6 +344,9 @@ def review(
     except reviewing.ReviewError as exc:
         errors.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(reviewing.EXIT_ERROR) from None
+    except Exception as exc:  # CI gates on the exit code: anything unexpected is an error, 2
+        errors.print(f"[red]error:[/red] review failed: {escape(f'{type(exc).__name__}: {exc}')}")
+        raise typer.Exit(reviewing.EXIT_ERROR) from None
     report = reviewing.build_report(name, steps)
     if output_format.lower() == "json":
         sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")

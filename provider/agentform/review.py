@@ -115,8 +115,17 @@ class Report:
 def preview_steps(stack_name: str | None, work_dir: Path) -> tuple[str, list[Step]]:
     """Run `pulumi preview` on the stack (default: the selected one) through the Automation
     API and return the stack's name and its steps."""
+    import shutil
+
     from pulumi import automation as auto
 
+    if not any((work_dir / f"Pulumi.{ext}").is_file() for ext in ("yaml", "yml")):
+        raise ReviewError(
+            f"no Pulumi project in {work_dir} (no Pulumi.yaml); run it in the project's "
+            "directory or pass --cwd"
+        )
+    if shutil.which("pulumi") is None:
+        raise ReviewError("no `pulumi` on PATH; run `source scripts/setup.sh` first")
     try:
         workspace = auto.LocalWorkspace(work_dir=str(work_dir))
         if stack_name is None:
@@ -152,9 +161,9 @@ def preview_steps(stack_name: str | None, work_dir: Path) -> tuple[str, list[Ste
 
 def _command_error(exc: Exception) -> str:
     """The useful lines of a failed `pulumi` command (its diagnostics), not the whole log."""
-    lines = [line.strip() for line in str(exc).splitlines()]
-    useful = [line for line in lines if line.startswith("error:") or "error:" in line]
-    return "; ".join(dict.fromkeys(useful)) or (lines[0] if lines else "pulumi preview failed")
+    lines = [line.strip().removeprefix("stderr:").strip() for line in str(exc).splitlines()]
+    useful = [line.split("error:", 1)[1].strip() for line in lines if "error:" in line]
+    return "; ".join(dict.fromkeys(u for u in useful if u)) or "pulumi preview failed"
 
 
 # --- the report ------------------------------------------------------------------------------

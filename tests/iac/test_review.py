@@ -79,6 +79,20 @@ def test_budgets_scaling_and_deactivation_are_reported(support: PulumiProject) -
 def test_errors_exit_with_2(support: PulumiProject) -> None:
     missing = _review(support, "--stack", "no-such-stack")
     assert missing.returncode == 2
-    assert "no-such-stack" in missing.stderr and "Traceback" not in missing.stderr
+    assert missing.stderr == "error: no stack named 'no-such-stack' found\n"
+    assert len(missing.stderr.strip().splitlines()) == 1
+    nowhere = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "agentform"),
+            "review",
+            "--cwd",
+            str(support.workdir / "state"),
+        ],
+        env=support.env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert nowhere.returncode == 2 and "no Pulumi project in" in nowhere.stderr
     wrong = _review(support, "--format", "yaml")
     assert wrong.returncode == 2 and "--format" in wrong.stderr
