@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Provide the real Pulumi engine (CLI, Python language host and its two support files) at
-# the version pinned in engine/go.mod, and print the directory that holds them.
+# the version pinned in engine/go.mod, plus the launcher of Python policy packs
+# (`pulumi-analyzer-policy-python`, for `pulumi preview --policy-pack`), and print the
+# directory that holds them.
 #
 #   PATH="$(scripts/setup-engine.sh):$PATH"
 #
@@ -25,9 +27,33 @@ complete_in() { # $1: directory; true when it holds every binary and `pulumi ver
   [ "$("$1/pulumi" version 2>/dev/null)" = "$version" ]
 }
 
+# The policy-pack launcher is a script from the same sdk/v3 module as the language host's
+# support files. It is added on its own, so an engine built or cached before it was needed
+# gets it without a rebuild: one module download (already in the module cache after a build).
+analyzer=pulumi-analyzer-policy-python
+sdk_dir() {
+  (cd "$wrapper" && GOFLAGS=-mod=readonly GONOSUMDB=github.com/pulumi/pulumi \
+    go mod download -json github.com/pulumi/pulumi/sdk/v3) \
+    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p'
+}
+add_analyzer() { # $1: the engine's directory
+  [ -x "$1/$analyzer" ] && return 0
+  local sdk
+  if ! command -v go >/dev/null 2>&1 || ! sdk="$(sdk_dir)" || [ ! -f "$sdk/python/dist/$analyzer" ]; then
+    say "warning: could not add $analyzer to $1 (needs Go and the sdk/v3 module); \`pulumi preview --policy-pack\` will not work"
+    return 0
+  fi
+  if install -m 0755 "$sdk/python/dist/$analyzer" "$1/" 2>/dev/null; then
+    say "added $analyzer $version to $1"
+  else
+    say "warning: cannot write $analyzer into $1; \`pulumi preview --policy-pack\` will not work"
+  fi
+}
+
 # 1. A pulumi of the pinned version already on PATH (with its companions beside it).
 if on_path="$(command -v pulumi 2>/dev/null)" && complete_in "$(dirname "$on_path")"; then
   say "using pulumi $version on PATH ($(dirname "$on_path"))"
+  add_analyzer "$(dirname "$on_path")"
   dirname "$on_path"
   exit 0
 fi
@@ -36,6 +62,7 @@ fi
 cache="${AGENTFORM_CACHE:-$HOME/.cache/agentform}/pulumi-$version"
 if complete_in "$cache/bin"; then
   say "using cached pulumi $version ($cache/bin)"
+  add_analyzer "$cache/bin"
   echo "$cache/bin"
   exit 0
 fi
@@ -105,6 +132,8 @@ install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$stage/bin/" \
   || fail "step 4/4" "missing $sdk/python/cmd/pulumi-language-python-exec"
 install -m 0755 "$sdk/python/dist/pulumi-resource-pulumi-python" "$stage/bin/" \
   || fail "step 4/4" "missing $sdk/python/dist/pulumi-resource-pulumi-python"
+install -m 0755 "$sdk/python/dist/$analyzer" "$stage/bin/" \
+  || fail "step 4/4" "missing $sdk/python/dist/$analyzer"
 
 complete_in "$stage/bin" || fail "verify" "built pulumi reports version '$("$stage/bin/pulumi" version 2>&1)', expected $version"
 rm -rf "$cache"

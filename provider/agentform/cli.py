@@ -338,6 +338,61 @@ def scripted_model(
     scripted.serve(script, port=port)
 
 
+@app.command(short_help="Report what a preview changes in what each agent can do.")
+def review(
+    stack: Annotated[
+        str | None, typer.Option(help="The stack to preview (default: the selected one).")
+    ] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="markdown or json.", case_sensitive=False)
+    ] = "markdown",
+    cwd: Annotated[
+        Path, typer.Option(help="The Pulumi project's directory.", file_okay=False)
+    ] = Path("."),
+) -> None:
+    """Preview the stack (Pulumi Automation API) and report, per agent, its model,
+    instructions, tools, handoffs and the reach through handoff chains, and per deployment its
+    policies, budgets, scaling and activation. Exit code: 0 no change, 1 changes, 2 error."""
+    from agentform import review as reviewing
+
+    if output_format.lower() not in ("markdown", "json"):
+        errors.print(
+            f"[red]error:[/red] --format is {escape(output_format)!r}; use markdown or json"
+        )
+        raise typer.Exit(reviewing.EXIT_ERROR)
+    if sys.stderr.isatty():
+        errors.print(f"[dim]previewing {escape(stack or 'the selected stack')}...[/dim]")
+    try:
+        name, steps = reviewing.preview_steps(stack, cwd.resolve())
+    except reviewing.ReviewError as exc:
+        errors.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(reviewing.EXIT_ERROR) from None
+    except Exception as exc:  # CI gates on the exit code: anything unexpected is an error, 2
+        errors.print(f"[red]error:[/red] review failed: {escape(f'{type(exc).__name__}: {exc}')}")
+        raise typer.Exit(reviewing.EXIT_ERROR) from None
+    report = reviewing.build_report(name, steps)
+    if output_format.lower() == "json":
+        sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
+    else:
+        sys.stdout.write(reviewing.render_markdown(report))
+    raise typer.Exit(reviewing.exit_code(report))
+
+
+policy_pack_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="Agentform's CrossGuard policy pack."
+)
+app.add_typer(policy_pack_app, name="policy-pack")
+
+
+@policy_pack_app.command("path")
+def policy_pack_path() -> None:
+    """Print the directory of the policy pack shipped with Agentform, for
+    `pulumi preview --policy-pack "$(agentform policy-pack path)"`."""
+    from agentform.policypack import PACK_DIR
+
+    sys.stdout.write(f"{PACK_DIR}\n")
+
+
 # `promote` and `release ...` live in their own module; it registers them on `app`.
 from agentform import promote_cli  # noqa: E402, F401
 

@@ -56,7 +56,7 @@ def test_environment_lifecycle(project_for, host: RunningHost) -> None:  # type:
     [environment] = [
         r
         for r in project.resources()
-        if r["type"].endswith("Resource") and "development" in r["urn"]
+        if r["type"] == "pulumi-python:dynamic/agentform:Environment" and "development" in r["urn"]
     ]
     assert environment["outputs"]["description"] == "changed by hand"
 

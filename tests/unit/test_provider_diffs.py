@@ -55,3 +55,47 @@ def test_changing_a_functions_connections_is_an_update_and_a_new_version() -> No
     }
     canonical = json.dumps(before, sort_keys=True, separators=(",", ":"))
     assert version_of(base) == "v" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def test_the_detailed_diff_names_each_property_with_its_kind() -> None:
+    from agentform.resources._provider import DiffKind
+    from agentform.resources.workloads import AgentProvider
+
+    old = {"name": "triage", "agents": [], "functions": ["a"], "instructions": "x", "model": "m"}
+    new = {
+        "name": "triage",
+        "agents": ["billing"],
+        "functions": [],
+        "instructions": "y",
+        "model": "m",
+    }
+    changed = ["agents", "functions", "instructions"]
+    assert AgentProvider().detailed_diff(old, new, changed) == {
+        "agents": DiffKind.ADD,
+        "functions": DiffKind.DELETE,
+        "instructions": DiffKind.UPDATE,
+    }
+    renamed = DeploymentProvider().detailed_diff({"name": "a"}, {"name": "b"}, ["name"])
+    assert renamed == {"name": DiffKind.UPDATE_REPLACE}
+    unknown = DeploymentProvider().detailed_diff(
+        {"environment": "a"}, {"environment": UNKNOWN}, ["environment"]
+    )
+    assert unknown == {"environment": DiffKind.UPDATE_REPLACE}
+
+
+def test_read_back_settings_keep_unset_defaults_unset() -> None:
+    from agentform.resources.deployment import read_settings
+
+    platform = {
+        "artifact": "sha256:" + "b" * 64,
+        "memory_mb": 512,
+        "timeout_s": 90,
+        "scaling": {"min_instances": 0, "max_instances": 4, "idle_timeout_s": 300.0},
+        "enabled": True,
+        "config": {},
+    }
+    state: dict[str, object] = {"memory_mb": None, "timeout_s": None, "config": {}, "enabled": True}
+    current = read_settings(platform, state)
+    assert current["memory_mb"] is None  # the default, as the program left it
+    assert current["timeout_s"] == 90  # changed out of band
+    assert current["config"] == {} and current["enabled"] is True

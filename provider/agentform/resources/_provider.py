@@ -8,10 +8,14 @@ resource, field and reason. Providers hold no clients: each call builds its own.
 
 from __future__ import annotations
 
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import IntEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import pulumi
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
@@ -60,12 +64,99 @@ class ProviderError(Exception):
     """An error shown to the user as one line: resource, what failed, why."""
 
 
+#: The type every dynamic resource had before each got its own (`dynamic/agentform:<Class>`).
+UNTYPED = "pulumi-python:dynamic:Resource"
+
+
+def typed_options(opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions:
+    """`opts` plus an alias from the untyped token, so stacks created before resources had
+    their own type update in place instead of being replaced."""
+    alias = pulumi.ResourceOptions(aliases=[pulumi.Alias(type_=UNTYPED)])
+    return pulumi.ResourceOptions.merge(opts, alias)
+
+
+class DiffKind(IntEnum):
+    """The engine's `PropertyDiff.Kind` values (provider.proto)."""
+
+    ADD = 0
+    ADD_REPLACE = 1
+    DELETE = 2
+    DELETE_REPLACE = 3
+    UPDATE = 4
+    UPDATE_REPLACE = 5
+
+
+def property_kind(old: Any, new: Any, replaces: bool) -> DiffKind:
+    if old is None or old == [] or old == {}:
+        kind = DiffKind.ADD
+    elif new is None or new == [] or new == {}:
+        kind = DiffKind.DELETE
+    else:
+        kind = DiffKind.UPDATE
+    return DiffKind(kind + 1) if replaces else kind
+
+
+# The dynamic provider server of the pinned SDK (3.163) builds its DiffResponse from
+# `changes`, `replaces` and `delete_before_replace` only, so `pulumi preview --diff --json`
+# would show no detailed diff. It builds that response in the same thread, right after our
+# `diff` returns, through `pulumi.runtime.proto.DiffResponse`: wrapping that constructor in
+# the provider server process passes the property kinds our `diff` left for this thread.
+_detail = threading.local()
+
+
+class _DetailedDiffResponse:
+    """Stands in for `proto.DiffResponse`: the class's constants (DIFF_SOME, ...) pass
+    through; a response gets the property kinds this thread's `diff` left."""
+
+    def __init__(self, original: Any) -> None:
+        self.original = original
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.original, name)
+
+    def __call__(self, **fields: Any) -> Any:
+        from pulumi.runtime import proto
+
+        kinds: dict[str, DiffKind] | None = getattr(_detail, "kinds", None)
+        _detail.kinds = None
+        if kinds is not None:
+            fields["diffs"] = sorted(kinds)
+            fields["detailedDiff"] = {
+                name: proto.PropertyDiff(kind=int(kind), inputDiff=True)  # type: ignore[arg-type]
+                for name, kind in kinds.items()
+            }
+            fields["hasDetailedDiff"] = True
+        return self.original(**fields)
+
+
+def _install_detailed_diffs() -> None:
+    main = sys.modules.get("__main__")
+    if getattr(main, "DynamicResourceProviderServicer", None) is None:
+        return  # not inside the dynamic provider server (a unit test, the program)
+    from pulumi.runtime import proto
+
+    if not isinstance(proto.DiffResponse, _DetailedDiffResponse):
+        proto.DiffResponse = _DetailedDiffResponse(proto.DiffResponse)  # type: ignore[misc,assignment]
+
+
 class AgentformProvider(ResourceProvider):
     label: ClassVar[str] = "resource"
+    #: The Pulumi resource name, kept in the (pickled) provider so that errors name the
+    #: resource as the program does; empty in providers pickled by older versions.
+    resource_name: str = ""
     #: Inputs (besides `name`) whose change means a different object, not an update.
     replace_on: ClassVar[tuple[str, ...]] = ("name",)
     #: Inputs compared by diff (everything the user sets).
     fields: ClassVar[tuple[str, ...]] = ("name",)
+
+    def __init__(self, resource_name: str = "") -> None:
+        super().__init__()
+        self.resource_name = resource_name
+
+    def describe(self, props: dict[str, Any]) -> str:
+        """How errors name this resource: its Pulumi resource name, e.g. `Deployment
+        'assistant-development'` (the platform name when an older provider kept none)."""
+        return f"{self.label} '{getattr(self, 'resource_name', '') or props.get('name')}'"
 
     # --- what subclasses define -------------------------------------------------------------
 
@@ -124,14 +215,15 @@ class AgentformProvider(ResourceProvider):
         token = resolve_token(configured.get("token")) or props.get("agentform_token") or ""
         if not token:
             raise ProviderError(
-                f"{self.label}: no admin token: set `pulumi config set agentform:token --secret` "
+                f"{self.describe(props)}: no admin token: set "
+                "`pulumi config set agentform:token --secret` "
                 "or start the local host with `agentform serve`"
             )
         with LocalPlatform(Endpoint(endpoint, token)) as platform:
             try:
                 yield platform
             except AgentformError as exc:
-                raise ProviderError(f"{self.label} '{props.get('name')}': {exc.message}") from None
+                raise ProviderError(f"{self.describe(props)}: {exc.message}") from None
 
     # --- ResourceProvider -----------------------------------------------------------------------
 
@@ -141,12 +233,28 @@ class AgentformProvider(ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = [f for f in self.fields if is_unknown(news.get(f)) or olds.get(f) != news.get(f)]
         replaces = [f for f in changed if f in self.replace_on]
+        _install_detailed_diffs()
+        _detail.kinds = self.detailed_diff(olds, news, changed)
         return DiffResult(
             changes=bool(changed),
             replaces=replaces,
             stables=[f for f in self.fields if f not in changed],
             delete_before_replace=True,
         )
+
+    def detailed_diff(
+        self, olds: dict[str, Any], news: dict[str, Any], changed: list[str]
+    ) -> dict[str, DiffKind]:
+        """Each changed input with its kind (add, delete, update; a replace when the input is
+        in `replace_on`), as `pulumi preview --diff --json` shows them."""
+        return {
+            f: DiffKind.UPDATE_REPLACE
+            if is_unknown(news.get(f)) and f in self.replace_on
+            else DiffKind.UPDATE
+            if is_unknown(news.get(f))
+            else property_kind(olds.get(f), news.get(f), f in self.replace_on)
+            for f in changed
+        }
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         with self.platform(props) as platform:

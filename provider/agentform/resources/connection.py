@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pulumi
 from pulumi.dynamic import CheckFailure
 
-from agentform.resources._provider import AgentformProvider, name_failures
+from agentform.resources._provider import AgentformProvider, name_failures, typed_options
 from agentform.settings import connection_inputs
 from agentform_runtime.specs import ConnectionSpec
 
@@ -51,7 +51,9 @@ class IntegrationConnectionProvider(AgentformProvider):
         platform.delete(f"/v1/connections/{state['name']}")
 
 
-class IntegrationConnection(pulumi.dynamic.Resource):
+class IntegrationConnection(
+    pulumi.dynamic.Resource, module="agentform", name="IntegrationConnection"
+):
     """Named credentials and configuration for a provider (OpenAI, Anthropic, any
     OpenAI-compatible server). Secret values are write-only on the platform (encrypted at rest,
     never returned) and always Pulumi secrets here: the engine keeps them encrypted in state
@@ -83,7 +85,7 @@ class IntegrationConnection(pulumi.dynamic.Resource):
         :param opts: Pulumi resource options.
         """
         super().__init__(
-            IntegrationConnectionProvider(),
+            IntegrationConnectionProvider(resource_name),
             resource_name,
             {
                 "name": name if name is not None else resource_name,
@@ -93,5 +95,5 @@ class IntegrationConnection(pulumi.dynamic.Resource):
                 "secret_keys": None,
                 **connection_inputs(),
             },
-            opts,
+            typed_options(opts),
         )

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult
 
-from agentform.resources._provider import AgentformProvider, is_unknown
+from agentform.resources._provider import AgentformProvider, is_unknown, typed_options
 from agentform.resources.environment import Environment
 from agentform.resources.pinning import pin_failure, pin_inputs
 from agentform.resources.policy import Policy
@@ -71,6 +71,21 @@ def with_pin(inputs: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def read_settings(settings: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    """Every setting a program can give, as the platform has it now, in input form, so that
+    refresh reports an out-of-band change to any of them. A setting the program left unset
+    stays unset while the platform still has its default, so defaults are no drift."""
+    defaults = DeploymentSpec(artifact="sha256:" + "0" * 64).model_dump(mode="json")
+    flat = {**settings, **(settings.get("scaling") or {})}
+    flat_defaults = {**defaults, **defaults["scaling"]}
+    current: dict[str, Any] = {"artifact": settings["artifact"]}
+    for key in _SETTINGS:
+        value = flat.get(key, flat_defaults[key])
+        unset = state.get(key) is None or state.get(key) == {}
+        current[key] = state.get(key) if unset and value == flat_defaults[key] else value
+    return current
+
+
 class DeploymentProvider(AgentformProvider):
     label = "Deployment"
     replace_on: ClassVar[tuple[str, ...]] = ("name", "kind", "environment")
@@ -88,9 +103,7 @@ class DeploymentProvider(AgentformProvider):
     )
 
     def _label(self, inputs: dict[str, Any]) -> str:
-        return (
-            f"{self.label} '{inputs.get('environment')}/{inputs.get('kind')}/{inputs.get('name')}'"
-        )
+        return self.describe(inputs)
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         label = self._label(news)
@@ -153,24 +166,13 @@ class DeploymentProvider(AgentformProvider):
         view = platform.get(self._path(state))
         if view is None:
             return None
-        settings = view["settings"]
-        current = {
-            **self._outputs(view),
-            "enabled": settings["enabled"],
-            "artifact": settings["artifact"],
-        }
-        # Settings the program left to the platform's defaults stay unset, so that a refresh
-        # reports only real out-of-band changes.
-        for key in ("memory_mb", "timeout_s"):
-            if state.get(key) is not None:
-                current[key] = settings[key]
-        return current
+        return {**self._outputs(view), **read_settings(view["settings"], state)}
 
     def remove(self, platform: LocalPlatform, state: dict[str, Any]) -> None:
         platform.delete(self._path(state))
 
 
-class Deployment(pulumi.dynamic.Resource):
+class Deployment(pulumi.dynamic.Resource, module="agentform", name="Deployment"):
     """One version of a workload (Function, ModelApi or Agent) on one Environment, reachable
     at `url`. Changing its code or configuration deploys a new version blue-green: the new one
     must pass its readiness check before any request reaches it. `enabled=False` deactivates it
@@ -221,7 +223,7 @@ class Deployment(pulumi.dynamic.Resource):
             workload.connections if isinstance(workload, Function) else []
         )
         super().__init__(
-            DeploymentProvider(),
+            DeploymentProvider(resource_name),
             resource_name,
             {
                 "name": workload.name,
@@ -248,5 +250,5 @@ class Deployment(pulumi.dynamic.Resource):
                 **pin_inputs(workload.kind, workload.name),
                 **connection_inputs(),
             },
-            opts,
+            typed_options(opts),
         )

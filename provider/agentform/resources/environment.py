@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pulumi
 from pulumi.dynamic import CheckFailure
 
-from agentform.resources._provider import AgentformProvider, name_failures
+from agentform.resources._provider import AgentformProvider, name_failures, typed_options
 from agentform.resources.policy import Policy
 from agentform.settings import connection_inputs
 from agentform_runtime.specs import EnvironmentSpec
@@ -43,7 +43,7 @@ class EnvironmentProvider(AgentformProvider):
         platform.delete(f"/v1/environments/{state['name']}")
 
 
-class Environment(pulumi.dynamic.Resource):
+class Environment(pulumi.dynamic.Resource, module="agentform", name="Environment"):
     """A named stage (`development`, `production`, ...) with environment-level policies.
 
     One Pulumi stack manages one environment, named after the stack unless `name=` is given."""
@@ -77,7 +77,7 @@ class Environment(pulumi.dynamic.Resource):
         :param opts: Pulumi resource options.
         """
         super().__init__(
-            EnvironmentProvider(),
+            EnvironmentProvider(resource_name),
             resource_name,
             {
                 "name": name if name is not None else pulumi.get_stack(),
@@ -87,5 +87,5 @@ class Environment(pulumi.dynamic.Resource):
                 "run_url": None,
                 **connection_inputs(),
             },
-            opts,
+            typed_options(opts),
         )

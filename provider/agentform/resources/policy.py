@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pulumi
 from pulumi.dynamic import CheckFailure
 
-from agentform.resources._provider import AgentformProvider, is_unknown, name_failures
+from agentform.resources._provider import (
+    AgentformProvider,
+    is_unknown,
+    name_failures,
+    typed_options,
+)
 from agentform.settings import connection_inputs
 from agentform_runtime.specs import PolicySpec
 
@@ -55,7 +60,7 @@ class PolicyProvider(AgentformProvider):
         platform.delete(f"/v1/policies/{state['name']}")
 
 
-class Policy(pulumi.dynamic.Resource):
+class Policy(pulumi.dynamic.Resource, module="agentform", name="Policy"):
     """A policy: where workloads may run (`location`), on what hardware (`flavor`), or how many
     tokens they may use (`max_tokens`). Attach it to an Environment or a Deployment.
 
@@ -89,7 +94,7 @@ class Policy(pulumi.dynamic.Resource):
         :param opts: Pulumi resource options.
         """
         super().__init__(
-            PolicyProvider(),
+            PolicyProvider(resource_name),
             resource_name,
             {
                 "name": name if name is not None else resource_name,
@@ -100,5 +105,5 @@ class Policy(pulumi.dynamic.Resource):
                 "spec": None,
                 **connection_inputs(),
             },
-            opts,
+            typed_options(opts),
         )

@@ -23,6 +23,7 @@ from agentform.resources._provider import (
     ProviderError,
     is_unknown,
     name_failures,
+    typed_options,
 )
 from agentform.resources.connection import IntegrationConnection
 from agentform.resources.pinning import pin_failure, pin_inputs
@@ -50,13 +51,14 @@ def code_path(code: CodeInput | None) -> str | None:
 
 class WorkloadProvider(AgentformProvider):
     kind: ClassVar[WorkloadKind]
-    #: The artifact digest covers code and manifest, so it is the only thing diff needs.
+    #: The artifact digest covers code and manifest, so it alone decides whether anything
+    #: changed; the manifest's inputs are compared as well so that a diff names them.
     fields: ClassVar[tuple[str, ...]] = ("name", "artifact")
     #: The model of the manifest's `spec`, filled from the inputs of the same names.
     spec_model: ClassVar[type[BaseModel] | None] = None
 
     def _label(self, inputs: dict[str, Any]) -> str:
-        return f"{self.label} '{inputs.get('name')}'"
+        return self.describe(inputs)
 
     def _spec_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """The inputs named like the spec's fields; unset ones take the spec's defaults."""
@@ -130,7 +132,7 @@ class FunctionProvider(WorkloadProvider):
     label = "Function"
     kind = WorkloadKind.FUNCTIONS
     #: Connections are not in the artifact (deployments carry them), so diff compares them too.
-    fields: ClassVar[tuple[str, ...]] = ("name", "artifact", "connections")
+    fields: ClassVar[tuple[str, ...]] = ("name", "artifact", "entrypoint", "parameters", "connections")
 
     def validate(self, inputs: dict[str, Any]) -> list[CheckFailure]:
         failures = super().validate(inputs)
@@ -158,7 +160,16 @@ class ModelApiProvider(WorkloadProvider):
     label = "ModelApi"
     kind = WorkloadKind.MODELS
     #: The connection is not in the artifact (deployments carry it), so diff compares it too.
-    fields: ClassVar[tuple[str, ...]] = ("name", "artifact", "connection")
+    fields: ClassVar[tuple[str, ...]] = (
+        "name",
+        "artifact",
+        "connection",
+        "provider",
+        "model",
+        "base_url",
+        "max_retries",
+        "timeout_s",
+    )
     spec_model = ModelSpec
 
     def manifest(self, inputs: dict[str, Any]) -> Manifest:
@@ -168,6 +179,18 @@ class ModelApiProvider(WorkloadProvider):
 class AgentProvider(WorkloadProvider):
     label = "Agent"
     kind = WorkloadKind.AGENTS
+    #: `functions` are its tools and `agents` its handoffs: each a property of its own in a diff.
+    fields: ClassVar[tuple[str, ...]] = (
+        "name",
+        "artifact",
+        "model",
+        "functions",
+        "agents",
+        "instructions",
+        "description",
+        "max_steps",
+        "entrypoint",
+    )
     spec_model = AgentSpec
 
     def validate(self, inputs: dict[str, Any]) -> list[CheckFailure]:
@@ -231,11 +254,11 @@ class _Workload(pulumi.dynamic.Resource):
                 **pin_inputs(provider.kind.value, platform_name),
                 **connection_inputs(),
             },
-            opts,
+            typed_options(opts),
         )
 
 
-class Function(_Workload):
+class Function(_Workload, module="agentform", name="Function"):
     """Custom code that agents call as a tool: JSON arguments in, JSON out, run sandboxed in its
     own worker process. Arguments are validated against a JSON schema derived from the type
     hints (or `parameters`) before the code runs. It reads the integration connections it
@@ -266,7 +289,7 @@ class Function(_Workload):
         :param opts: Pulumi resource options.
         """
         self._start(
-            FunctionProvider(),
+            FunctionProvider(resource_name),
             resource_name,
             name,
             {
@@ -279,7 +302,7 @@ class Function(_Workload):
         )
 
 
-class ModelApi(_Workload):
+class ModelApi(_Workload, module="agentform", name="ModelApi"):
     """A unified, OpenAI-compatible endpoint to one model of one provider. It holds no
     credentials itself: it names an IntegrationConnection."""
 
@@ -310,7 +333,7 @@ class ModelApi(_Workload):
         :param opts: Pulumi resource options.
         """
         self._start(
-            ModelApiProvider(),
+            ModelApiProvider(resource_name),
             resource_name,
             name,
             {
@@ -325,7 +348,7 @@ class ModelApi(_Workload):
         )
 
 
-class Agent(_Workload):
+class Agent(_Workload, module="agentform", name="Agent"):
     """An agent: an action model, the functions it may call, the agents it may hand a request
     over to, and instructions; or custom code (`code` + `entrypoint`) using them through the
     runtime SDK. The host enforces that it calls nothing else."""
@@ -363,7 +386,7 @@ class Agent(_Workload):
         """
         chained = list(agents)
         self._start(
-            AgentProvider(),
+            AgentProvider(resource_name),
             resource_name,
             name,
             {
