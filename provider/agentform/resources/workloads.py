@@ -132,7 +132,13 @@ class FunctionProvider(WorkloadProvider):
     label = "Function"
     kind = WorkloadKind.FUNCTIONS
     #: Connections are not in the artifact (deployments carry them), so diff compares them too.
-    fields: ClassVar[tuple[str, ...]] = ("name", "artifact", "entrypoint", "parameters", "connections")
+    fields: ClassVar[tuple[str, ...]] = (
+        "name",
+        "artifact",
+        "entrypoint",
+        "parameters",
+        "connections",
+    )
 
     def validate(self, inputs: dict[str, Any]) -> list[CheckFailure]:
         failures = super().validate(inputs)
