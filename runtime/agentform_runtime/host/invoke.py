@@ -195,17 +195,22 @@ class Invoker:
             return await self._invoke(key, caller, request)
 
     def _redacted(
-        self, connection: str, result: Result, error_text: str | None
+        self, connections: list[str], result: Result, error_text: str | None
     ) -> tuple[Result, str | None]:
-        """The failure with the connection's secret values removed, from the answer and
+        """The failure with its connections' secret values removed, from the answer and
         from the record: a workload's error may echo what its provider was sent. The
         workload redacts too; this holds for whatever code the artifact runs."""
-        try:
-            opened = self.deployments.catalog.open_connection(connection)
-        except AgentformError:  # deleted meanwhile: nothing left to protect
+        secrets: list[str] = []
+        for connection in connections:
+            try:
+                opened = self.deployments.catalog.open_connection(connection)
+            except AgentformError:  # deleted meanwhile: nothing left to protect
+                continue
+            values = opened.get("secrets")
+            if isinstance(values, dict):
+                secrets += [str(v) for v in values.values()]
+        if not secrets:
             return result, error_text
-        values = opened.get("secrets")
-        secrets = [str(v) for v in values.values()] if isinstance(values, dict) else []
         body = redact_bytes(result.body, secrets)
         headers = {k: redact(v, secrets) for k, v in result.headers.items()}
         headers.pop("content-length", None)
@@ -283,8 +288,9 @@ class Invoker:
             result, error_class, error_text = _error(failure, headers), failure.code, repr(exc)
         finally:
             self.hops.revoke(hop_token)
-        if error_class is not None and live.spec.connection is not None:
-            result, error_text = self._redacted(live.spec.connection, result, error_text)
+        connections = [live.spec.connection] if live.spec.connection else live.spec.connections
+        if error_class is not None and connections:
+            result, error_text = self._redacted(connections, result, error_text)
         if error_text is not None:  # cut after redaction: no prefix of a secret survives
             error_text = error_text[:MAX_ERROR_TEXT]
         input_tokens, output_tokens = _usage(result.headers)
