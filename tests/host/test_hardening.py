@@ -330,6 +330,33 @@ def test_a_workload_echoing_its_connection_secret_is_redacted_by_the_host(
         assert not path.exists() or b"sk-live-SECRET-777" not in path.read_bytes()
 
 
+LEAKY_FUNCTION = """
+from agentform_runtime.workload.context import Context
+
+
+def main(ctx: Context) -> dict:
+    raise RuntimeError("could not log in with " + ctx.connections["db"].secrets["password"])
+"""
+
+
+def test_a_function_echoing_a_declared_connections_secret_is_redacted(
+    host: RunningHost, tmp_path: Path
+) -> None:
+    admin = host.admin()
+    key = setup_environment(admin)
+    admin.put(
+        "/v1/connections/db",
+        json={"provider": "generic", "secrets": {"password": "pg-SECRET-4242"}},
+    ).raise_for_status()
+    artifact = function_artifact(tmp_path, "leaky-fn", LEAKY_FUNCTION)
+    deploy(admin, artifact, "leaky-fn", connections=["db"]).raise_for_status()
+    response = host.client(key).post("/run/development/functions/leaky-fn", json={})
+    assert response.status_code >= 400
+    assert "pg-SECRET-4242" not in response.text
+    record = _record(host, response)
+    assert "pg-SECRET-4242" not in json.dumps(record) and "[redacted]" in record["error"]
+
+
 # --- item 8: loose input on the control plane -----------------------------------------------
 
 
