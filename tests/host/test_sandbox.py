@@ -490,3 +490,25 @@ def test_default_read_only_covers_the_interpreter() -> None:
     assert Path("/usr") in paths
     assert all(p.exists() for p in paths)
     assert len(set(paths)) == len(paths)
+
+
+def _limits(group: Cgroup) -> tuple[int, int]:
+    if group.version == 1:
+        memory, pids = group.dirs
+        return int((memory / "memory.limit_in_bytes").read_text()), int(
+            (pids / "pids.max").read_text()
+        )
+    (directory,) = group.dirs
+    return int((directory / "memory.max").read_text()), int((directory / "pids.max").read_text())
+
+
+def test_a_groups_limits_can_be_lowered_and_raised(cgroup_parent: str) -> None:
+    # A spare sandbox's group is created with the largest limits, then set for its request.
+    group = Cgroup.create("spare", memory_mb=10240, pids_max=1024, parent=cgroup_parent)
+    group.limit(128, 16)
+    assert _limits(group) == (128 << 20, 16)
+    group.limit(512, 64)
+    assert _limits(group) == (512 << 20, 64)
+    if group.version == 1 and (group.dirs[0] / "memory.memsw.limit_in_bytes").exists():
+        memsw = (group.dirs[0] / "memory.memsw.limit_in_bytes").read_text()
+        assert int(memsw) == 512 << 20  # swap counted: the limit holds for swap too

@@ -370,9 +370,16 @@ class Worker:
         if self.cgroup is None or len(self._keep) < 2:
             return
         try:
-            extra = [p for p in self.cgroup.pids() if p not in self._keep]
+            # One hierarchy is enough (on v1 the memory and pids groups hold the same
+            # processes); raw reads: this runs after every invocation.
+            fd = os.open(self.cgroup.dirs[-1] / "cgroup.procs", os.O_RDONLY)
+            try:
+                members = os.read(fd, 65536).split()
+            finally:
+                os.close(fd)
         except OSError:
             return
+        extra = [pid for pid in map(int, members) if pid not in self._keep]
         for pid in extra:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

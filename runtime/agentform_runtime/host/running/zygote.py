@@ -303,6 +303,10 @@ class _Spare:
     tmp_mb: int
 
 
+# A new spare is prepared once no request or exit came for this long: preparing it right
+# after a cold start would compete for the CPU with the worker that is starting.
+_SPARE_AFTER_IDLE_S = 0.2
+
 # Limits of a spare until a request sets the real ones: the largest a deployment may ask.
 _SPARE_MEMORY_MB = 10240
 _SPARE_PIDS = 1024
@@ -484,8 +488,13 @@ def main() -> None:
 
     _send({"ready": forker.zygote})
     pending = b""
+    spare_tmp_mb: int | None = None  # a spare is due, once the zygote has been quiet a while
     while True:
-        for key, _ in selector.select():
+        events = selector.select(_SPARE_AFTER_IDLE_S if spare_tmp_mb is not None else None)
+        if not events and spare_tmp_mb is not None:
+            forker.replenish(spare_tmp_mb, in_child)
+            spare_tmp_mb = None
+        for key, _ in events:
             if key.data == "signal":
                 os.read(wake_r, 512)
                 forker.reap()
@@ -505,7 +514,7 @@ def main() -> None:
                     continue
                 _send({"id": request["id"], **reply})
                 if "sandbox" in request:
-                    forker.replenish(request["sandbox"]["tmp_mb"], in_child)
+                    spare_tmp_mb = request["sandbox"]["tmp_mb"]
 
 
 if __name__ == "__main__":
