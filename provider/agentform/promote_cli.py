@@ -40,24 +40,28 @@ def _failed(exc: PromotionError) -> NoReturn:
 
 
 def _say(message: str) -> None:
-    errors.print(message, markup=False, highlight=False)
+    errors.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 def _show_plan(plan: Plan, origin: str, destination: str) -> None:
     from agentform.promotion import describe
 
     counts = ", ".join(f"{n} {op}" for op, n in sorted(plan.counts.items())) or "no steps"
-    console.print(f"plan for '{destination}' ({counts}):", markup=False)
-    for change in plan.changes:
-        console.print(f"  {describe(change)}", markup=False, highlight=False)
+    # Whole lines even on a narrow terminal: a plan is read, copied and grepped.
+    lines = [f"plan for '{destination}' ({counts}):"]
+    lines += [f"  {describe(change)}" for change in plan.changes]
     if not plan.changes:
-        console.print("  no deployment changes version", markup=False)
+        lines.append("  no deployment changes version")
+    for line in lines:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     if plan.policy_types_differ:
         errors.print(
             "[yellow]warning:[/yellow] environment-level policies differ between "
             f"'{escape(origin)}' and '{escape(destination)}' "
             f"(types: {escape(', '.join(plan.policy_types_differ))}): "
-            "the promoted versions may behave differently there"
+            "the promoted versions may behave differently there",
+            highlight=False,
+            soft_wrap=True,
         )
 
 
@@ -123,7 +127,9 @@ def promote(
         )
         plan = promotion.preview()
         _show_plan(plan, pin.origin, promotion.to_name)
-        if not _confirmed(promotion.to_name, yes):
+        with promotion.timings.track("user"):
+            confirmed = _confirmed(promotion.to_name, yes)
+        if not confirmed:
             promotion.restore()
             fail(
                 f"'{promotion.to_name}' was not updated; Pulumi.{promotion.to_name}.yaml is "
@@ -143,6 +149,7 @@ def promote(
         f"{timings['pulumi_cli_s']:.1f} s, agentform {timings['agentform_s']:.1f} s",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
 
 

@@ -53,6 +53,7 @@ class Timings:
     started: float = field(default_factory=time.perf_counter)
     engine: float = 0.0
     pulumi_cli: float = 0.0
+    waiting: float = 0.0  # for the user's answer: nobody's time
 
     @contextmanager
     def track(self, what: str) -> Iterator[None]:
@@ -63,11 +64,13 @@ class Timings:
             spent = time.perf_counter() - begun
             if what == "engine":
                 self.engine += spent
+            elif what == "user":
+                self.waiting += spent
             else:
                 self.pulumi_cli += spent
 
     def summary(self) -> dict[str, float]:
-        total = time.perf_counter() - self.started
+        total = time.perf_counter() - self.started - self.waiting
         return {
             "total_s": round(total, 3),
             "engine_s": round(self.engine, 3),
@@ -263,6 +266,8 @@ def plan_of(events: list[auto.EngineEvent], origin_policies: list[dict[str, Any]
     destination_policies: list[dict[str, Any]] = []
     counts: dict[str, int] = {}
     for step in _steps(events):
+        if step.type == "pulumi:pulumi:Stack":
+            continue  # the stack itself is not one of its resources
         op = str(step.op.value if hasattr(step.op, "value") else step.op)
         counts[op] = counts.get(op, 0) + 1
         new = _deployment_fields(step.new) if step.new is not None else None
