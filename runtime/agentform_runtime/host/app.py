@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import importlib.metadata
 import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -16,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from agentform_runtime.errors import AgentformError
-from agentform_runtime.host.api import control, gateway
+from agentform_runtime.host.api import control, gateway, observe
 from agentform_runtime.host.api.mcp import McpEndpoint
 from agentform_runtime.host.api.responses import error_response
 from agentform_runtime.host.auth import Authenticator, JwtVerifier
@@ -29,8 +32,13 @@ from agentform_runtime.host.invoke import Invoker
 from agentform_runtime.host.lineage import LineageRecorder
 from agentform_runtime.host.running.runtime_api import RuntimeApi
 from agentform_runtime.host.state.artifacts import ArtifactStore
+from agentform_runtime.host.state.retention import Pruner, Retention, wal_limit
 from agentform_runtime.host.state.secrets import SecretBox, read_or_create
 from agentform_runtime.host.state.store import Store
+from agentform_runtime.host.telemetry.config import OtlpSettings
+from agentform_runtime.host.telemetry.otlp import BatchExporter
+from agentform_runtime.host.telemetry.spans import SpanRecorder
+from agentform_runtime.specs import DeploymentKey, Manifest
 
 log = logging.getLogger("agentform.host")
 
@@ -43,6 +51,15 @@ class HostConfig:
     jwks_file: Path | None = None
     clock_file: Path | None = None  # tests only: the budget clock reads its time here
     max_concurrency: int | None = None  # requests from outside run at once (default 8/core)
+    otlp: OtlpSettings | None = None  # where spans go; None: no export
+    retention: Retention = field(default_factory=Retention)
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("agentform")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
 
 
 def admin_token(state_dir: Path) -> str:
@@ -102,7 +119,7 @@ def create_app(config: HostConfig) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state_dir = config.state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
-        store = Store(state_dir / "state.db")
+        store = Store(state_dir / "state.db", wal_limit(config.retention.max_bytes))
         failed = store.fail_unfinished_executions("the host stopped while this request ran")
         if failed:
             log.warning("marked %d executions interrupted by the last stop as failed", failed)
@@ -116,18 +133,38 @@ def create_app(config: HostConfig) -> FastAPI:
         )
         hops = HopRegistry()
         budgets = Budgets(store, clock_from(config.clock_file))
+        exporter, spans = None, None
+        if config.otlp is not None:
+            exporter = BatchExporter(config.otlp, version=_package_version())
+            exporter.start()
+
+            def manifest_of(key: DeploymentKey) -> Manifest | None:
+                live = deployments.live.get(key)
+                return None if live is None else live.manifest
+
+            spans = SpanRecorder(exporter, manifest_of)
+            log.info("exporting spans over OTLP/HTTP (JSON) to %s", config.otlp.traces_url)
         invoker = Invoker(
-            deployments, hops, budgets, LineageRecorder(store), config.max_concurrency
+            deployments, hops, budgets, LineageRecorder(store, spans), config.max_concurrency
         )
+        pruner = Pruner(store.path, state_dir / "logs", config.retention)
+        app.state.exporter, app.state.pruner = exporter, pruner
         app.state.host = HostContext(
             store, catalog, artifacts, deployments, auth, hops, invoker, config.public_url
         )
         await deployments.boot()
+        pruning = asyncio.create_task(pruner.run(), name="pruner")
         try:
             async with mcp_endpoint.manager.run():
                 yield
         finally:
+            pruning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruning
             stopped = await deployments.shutdown()
+            if exporter is not None:
+                await asyncio.to_thread(exporter.shutdown)
+            pruner.close()
             store.close()
             log.info("host stopped cleanly (%d workers stopped)", stopped)
 
@@ -144,6 +181,7 @@ def create_app(config: HostConfig) -> FastAPI:
     # The run gateway first: it is the hot path, and routes are matched in order.
     app.include_router(gateway.router)
     app.include_router(control.router)
+    app.include_router(observe.router)
 
     @app.get("/health", tags=["meta"])
     async def health() -> dict[str, str]:

@@ -10,6 +10,8 @@ from pathlib import Path
 import uvicorn
 
 from agentform_runtime.host.app import HostConfig, admin_token, create_app
+from agentform_runtime.host.state.retention import Retention
+from agentform_runtime.host.telemetry.config import OtlpSettings
 
 DEFAULT_PORT = 4860
 DEFAULT_STATE_DIR = Path.home() / ".agentform"
@@ -31,6 +33,8 @@ def serve(
     jwks_file: Path | None = None,
     clock_file: Path | None = None,
     max_concurrency: int | None = None,
+    otlp: OtlpSettings | None = None,
+    retention: Retention | None = None,
 ) -> None:
     """Serve until stopped; uvicorn turns SIGTERM/SIGINT into a clean shutdown that stops
     every worker. The listening socket is bound first so port 0 works and the URL is known."""
@@ -51,6 +55,8 @@ def serve(
                 jwks_file=jwks_file,
                 clock_file=clock_file,
                 max_concurrency=max_concurrency,
+                otlp=otlp,
+                retention=retention or Retention(),
             )
         ),
         http="httptools",
