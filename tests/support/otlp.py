@@ -80,3 +80,27 @@ class OtlpReceiver:
                         }
                         found.append({**span, "attributes": attributes, "resource": resource})
         return found
+
+
+def main() -> None:
+    """Run a receiver in its own process (benchmarks): print its URL, serve until killed;
+    `GET /count` answers the number of spans received."""
+    receiver = OtlpReceiver()
+    handler = receiver.server.RequestHandlerClass
+    spans_of = receiver.spans
+
+    def do_get(self: BaseHTTPRequestHandler) -> None:
+        body = json.dumps({"spans": len(spans_of())}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    handler.do_GET = do_get  # type: ignore[attr-defined]
+    print(receiver.url, flush=True)
+    receiver.server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

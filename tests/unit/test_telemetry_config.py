@@ -59,3 +59,46 @@ def test_export_can_be_turned_off_and_bad_settings_are_named() -> None:
         otlp_settings("collector:4318", {})
     with pytest.raises(AgentformError, match="OTEL_EXPORTER_OTLP_TIMEOUT"):
         otlp_settings(None, {**on, "OTEL_EXPORTER_OTLP_TIMEOUT": "soon"})
+
+
+def test_the_encoding_is_what_the_official_otlp_json_classes_read_and_write() -> None:
+    import json
+
+    from opentelemetry.proto_json.collector.trace.v1.trace_service import (
+        ExportTraceServiceRequest,
+    )
+
+    from agentform_runtime.host.telemetry.otlp import STATUS_ERROR, SpanData, encode
+
+    spans = [
+        SpanData(
+            "0af7651916cd43dd8448eb211c80319c",
+            "b7ad6b7169203331",
+            "00f067aa0ba902b7",
+            True,
+            "chat gpt-4o",
+            3,
+            1_700_000_000_000_000_000,
+            1_700_000_000_250_000_000,
+            {"gen_ai.usage.input_tokens": 812, "x.ratio": 0.5, "x.flag": True, "x.s": "é"},
+            STATUS_ERROR,
+            "HTTP 502",
+        ),
+        SpanData(
+            "0af7651916cd43dd8448eb211c80319c",
+            "1111111111111111",
+            None,
+            False,
+            "execute_tool lookup",
+            1,
+            5,
+            6,
+        ),
+    ]
+    body = encode({"service.name": "agentform-host"}, spans, "0.1.0")
+    official = ExportTraceServiceRequest.from_json(body)
+    assert official.to_dict() == json.loads(body)
+    span = official.resource_spans[0].scope_spans[0].spans[0]
+    assert span.trace_id == bytes.fromhex("0af7651916cd43dd8448eb211c80319c")
+    assert span.start_time_unix_nano == 1_700_000_000_000_000_000
+    assert span.attributes[0].value is not None and span.attributes[0].value.int_value == 812

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from agentform_runtime.host.lineage import Execution
 
 PLATFORM_PROVIDER = "agentform"
+MAX_OPEN = 10_000  # spans started and not yet finished (a cancelled request never finishes)
 
 ManifestOf = Callable[[DeploymentKey], Manifest | None]
 
@@ -60,9 +61,7 @@ class _Open:
     attributes: dict[str, str | int | float | bool]
 
 
-def _model_attributes(manifest: Manifest | None) -> dict[str, str | int | float | bool]:
-    if manifest is None:
-        return {}
+def _model_attributes(manifest: Manifest) -> dict[str, str | int | float | bool]:
     try:
         spec = ModelSpec.model_validate(manifest.spec)
     except ValueError:
@@ -86,6 +85,21 @@ class SpanRecorder:
         self.exporter = exporter
         self.manifest_of = manifest_of  # the live manifest of a deployment, if any
         self._open: dict[str, _Open] = {}
+        # A model API's attributes, by the id of its (immutable) manifest: validating its
+        # spec on every request would cost more than the rest of the span.
+        self._models: dict[int, tuple[Manifest, dict[str, str | int | float | bool]]] = {}
+
+    def _model(self, manifest: Manifest | None) -> dict[str, str | int | float | bool]:
+        if manifest is None:
+            return {}
+        cached = self._models.get(id(manifest))
+        if cached is not None and cached[0] is manifest:
+            return cached[1]
+        if len(self._models) > 1000:
+            self._models.clear()
+        attributes = _model_attributes(manifest)
+        self._models[id(manifest)] = (manifest, attributes)
+        return attributes
 
     def _begin(
         self,
@@ -99,7 +113,7 @@ class SpanRecorder:
         request_id, parent_id = execution.request_id, execution.parent_id
         attributes: dict[str, str | int | float | bool] = {}
         if kind == WorkloadKind.MODELS.value:
-            attributes.update(_model_attributes(manifest or self.manifest_of(key)))
+            attributes.update(self._model(manifest or self.manifest_of(key)))
             model = attributes.get("gen_ai.request.model")
             operation, span_kind = "chat", KIND_CLIENT
             span_name = f"chat {model}" if model else "chat"
@@ -116,7 +130,7 @@ class SpanRecorder:
             manifest = manifest or self.manifest_of(key)
             if manifest is not None and len(manifest.models) == 1:
                 model_key = DeploymentKey(environment, "models", manifest.models[0])
-                model_api = _model_attributes(self.manifest_of(model_key))
+                model_api = self._model(self.manifest_of(model_key))
                 if model_name := model_api.get("gen_ai.request.model"):
                     attributes["gen_ai.request.model"] = model_name
         attributes["gen_ai.operation.name"] = operation
@@ -146,6 +160,9 @@ class SpanRecorder:
         started: float,
         manifest: Manifest | None,
     ) -> None:
+        if len(self._open) >= MAX_OPEN:  # forget the oldest: its request was cancelled
+            del self._open[next(iter(self._open))]
+            self.exporter.counters.dropped_queue_full += 1
         self._open[execution.request_id] = self._begin(key, execution, started, version, manifest)
 
     def refused(
