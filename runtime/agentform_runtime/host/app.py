@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.metadata
 import logging
 import secrets
@@ -158,9 +157,8 @@ def create_app(config: HostConfig) -> FastAPI:
             async with mcp_endpoint.manager.run():
                 yield
         finally:
-            pruning.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pruning
+            pruner.stop()
+            await pruning
             stopped = await deployments.shutdown()
             if exporter is not None:
                 await asyncio.to_thread(exporter.shutdown)

@@ -12,9 +12,11 @@ the WAL is checkpointed and truncated at `wal_limit(max_bytes)`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +25,8 @@ from agentform_runtime.host.state.logs import rotate_logs
 
 log = logging.getLogger("agentform.host")
 
-BATCH = 200
-_PAUSE_S = 0.002  # between batches: lets a waiting request-path write take the lock
+BATCH = 100
+_PAUSE_S = 0.005  # at least, between batches: lets a waiting request-path write take the lock
 _WINDOW_S = {"minute": 60, "hour": 3600, "day": 86400, "month": 31 * 86400}
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
@@ -101,11 +103,14 @@ class Pruner:
         self.retention = retention
         self.totals = PruneTotals()
         self._db: sqlite3.Connection | None = None
+        self._halt = threading.Event()  # set: the pass in progress stops between batches
+        self._wake: asyncio.Event | None = None
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
             self._db = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.execute("PRAGMA cache_size=-16384")  # 16 MiB: deletes touch many pages
             wal = wal_limit(self.retention.max_bytes)
             self._db.execute(f"PRAGMA journal_size_limit={wal}")
             self._db.execute(f"PRAGMA wal_autocheckpoint={max(16, min(1000, wal // 4096))}")
@@ -128,12 +133,15 @@ class Pruner:
         return int((pages - free) * page_size)
 
     def _delete(self, db: sqlite3.Connection, where: str, args: tuple[float, ...]) -> int:
+        started = time.perf_counter()
         cursor = db.execute(
             f"DELETE FROM executions WHERE rowid IN (SELECT rowid FROM executions {where} "
             f"ORDER BY started LIMIT {BATCH})",
             args,
         )
-        time.sleep(_PAUSE_S)  # on the pruner's thread, never the event loop's
+        # On the pruner's thread, never the event loop's: leave the write lock free for at
+        # least as long as this batch held it, so requests' writes are never starved.
+        time.sleep(max(_PAUSE_S, time.perf_counter() - started))
         return cursor.rowcount
 
     def prune_once(self, now: float | None = None) -> PruneTotals:
@@ -142,7 +150,10 @@ class Pruner:
         retention, totals = self.retention, self.totals
         db = self._connection()
         cutoff = now - retention.max_age_s
-        while (deleted := self._delete(db, "WHERE started < ?", (cutoff,))) > 0:
+        while not self._halt.is_set():
+            deleted = self._delete(db, "WHERE started < ?", (cutoff,))
+            if deleted == 0:
+                break
             totals.deleted_by_age += deleted
         for window, length in _WINDOW_S.items():
             totals.token_rows_deleted += db.execute(
@@ -153,14 +164,15 @@ class Pruner:
         # so that the file, which grows only when no freed page is left, stays under it.
         share = retention.max_bytes - wal_limit(retention.max_bytes)
         if self._used_bytes(db) > 0.9 * share:
-            while self._used_bytes(db) > 0.8 * share:
+            while self._used_bytes(db) > 0.8 * share and not self._halt.is_set():
                 deleted = self._delete(db, "", ())
                 if deleted == 0:
                     break
                 totals.deleted_by_size += deleted
-        while db.execute("PRAGMA freelist_count").fetchone()[0] > 0:
+        while db.execute("PRAGMA freelist_count").fetchone()[0] > 0 and not self._halt.is_set():
+            started = time.perf_counter()
             db.execute(f"PRAGMA incremental_vacuum({BATCH})").fetchall()
-            time.sleep(_PAUSE_S)
+            time.sleep(max(_PAUSE_S, time.perf_counter() - started))
         # Deletes touch pages all over the random-keyed indexes, so they can grow the WAL past
         # its share; checkpoint it back into the database and cut it to zero then.
         wal = self.db_path.with_name(self.db_path.name + "-wal")
@@ -180,12 +192,20 @@ class Pruner:
         return totals
 
     async def run(self) -> None:
-        """Prune every `interval_s` until cancelled; a failed pass is logged and retried."""
-        while True:
+        """Prune every `interval_s` until `stop()`; a failed pass is logged and retried."""
+        self._wake = asyncio.Event()
+        while not self._halt.is_set():
             try:
                 await asyncio.to_thread(self.prune_once)
                 self.totals.last_error = None
             except Exception as exc:
                 self.totals.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("pruning the state dir failed: %s", self.totals.last_error)
-            await asyncio.sleep(self.retention.interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.retention.interval_s)
+
+    def stop(self) -> None:
+        """Make `run()` return after the current batch (not the current pass)."""
+        self._halt.set()
+        if self._wake is not None:
+            self._wake.set()
