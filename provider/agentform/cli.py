@@ -128,10 +128,52 @@ def serve(
             "namespaces or cgroups). Any workload can then read the state dir and other workers.",
         ),
     ] = False,
+    otlp_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="Export every hop as an OpenTelemetry span over OTLP/HTTP (JSON) to this "
+            "collector URL (default: OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT; none: no export)."
+        ),
+    ] = None,
+    retention: Annotated[
+        str, typer.Option(help="Delete execution records and worker logs older than this.")
+    ] = "30d",
+    max_store_size: Annotated[
+        str, typer.Option(help="Keep the state database under this size (oldest records go).")
+    ] = "512MiB",
+    log_max_size: Annotated[
+        str, typer.Option(help="Rotate a deployment's worker log past this size.")
+    ] = "10MiB",
+    log_keep: Annotated[int, typer.Option(min=0, help="Rotated worker logs kept.")] = 5,
+    prune_interval: Annotated[
+        str, typer.Option(help="How often records are pruned and logs rotated.")
+    ] = "10s",
 ) -> None:
     """Run the local serverless host until SIGTERM/SIGINT."""
+    from agentform_runtime.errors import AgentformError
     from agentform_runtime.host import server
+    from agentform_runtime.host.state.retention import Retention, parse_duration, parse_size
+    from agentform_runtime.host.telemetry.config import otlp_settings
 
+    try:
+        flags = {"--retention": retention, "--max-store-size": max_store_size}
+        flags.update({"--log-max-size": log_max_size, "--prune-interval": prune_interval})
+        flag = ""
+        for flag, text in flags.items():  # each parsed once first, to name a bad one
+            (parse_size if "size" in flag else parse_duration)(text)
+        flag = ""
+        kept = Retention(
+            max_age_s=parse_duration(retention),
+            max_bytes=parse_size(max_store_size),
+            log_max_bytes=parse_size(log_max_size),
+            log_keep=log_keep,
+            interval_s=parse_duration(prune_interval),
+        )
+        otlp = otlp_settings(otlp_endpoint)
+    except ValueError as exc:
+        fail(f"{flag}: {exc}" if flag else str(exc), "see `agentform serve --help`")
+    except AgentformError as exc:
+        fail(exc.message, "see the OpenTelemetry section of the README")
     try:
         server.serve(
             host,
@@ -141,6 +183,8 @@ def serve(
             jwks_file,
             clock_file,
             max_concurrency,
+            otlp=otlp,
+            retention=kept,
             no_sandbox=no_sandbox,
         )
     except server.SandboxUnavailable as exc:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib.metadata
 import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -16,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from agentform_runtime.errors import AgentformError
-from agentform_runtime.host.api import control, gateway
+from agentform_runtime.host.api import control, gateway, observe
 from agentform_runtime.host.api.body_limit import BodyLimit
 from agentform_runtime.host.api.mcp import McpEndpoint
 from agentform_runtime.host.api.responses import error_response
@@ -31,8 +33,13 @@ from agentform_runtime.host.lineage import LineageRecorder
 from agentform_runtime.host.running.runtime_api import RuntimeApi
 from agentform_runtime.host.running.worker import Isolation
 from agentform_runtime.host.state.artifacts import ArtifactStore
+from agentform_runtime.host.state.retention import Pruner, Retention, wal_limit
 from agentform_runtime.host.state.secrets import SecretBox, read_or_create
 from agentform_runtime.host.state.store import Store
+from agentform_runtime.host.telemetry.config import OtlpSettings
+from agentform_runtime.host.telemetry.otlp import BatchExporter
+from agentform_runtime.host.telemetry.spans import SpanRecorder
+from agentform_runtime.specs import DeploymentKey, Manifest
 
 log = logging.getLogger("agentform.host")
 
@@ -46,6 +53,8 @@ class HostConfig:
     clock_file: Path | None = None  # tests only: the budget clock reads its time here
     max_concurrency: int | None = None  # requests from outside run at once (default 8/core)
     sandbox: bool = True  # each worker in its own namespaces, cgroup and uid (host/sandbox.py)
+    otlp: OtlpSettings | None = None  # where spans go; None: no export
+    retention: Retention = field(default_factory=Retention)
 
 
 def private_state_dir(state_dir: Path) -> None:
@@ -56,6 +65,13 @@ def private_state_dir(state_dir: Path) -> None:
     for path in state_dir.iterdir():
         if path.is_file() and not path.is_symlink():
             path.chmod(0o600)
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("agentform")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
 
 
 def admin_token(state_dir: Path) -> str:
@@ -116,7 +132,7 @@ def create_app(config: HostConfig) -> FastAPI:
         state_dir = config.state_dir
         private_state_dir(state_dir)
         isolation = Isolation.for_state_dir(state_dir) if config.sandbox else None
-        store = Store(state_dir / "state.db")
+        store = Store(state_dir / "state.db", wal_limit(config.retention.max_bytes))
         failed = store.fail_unfinished_executions("the host stopped while this request ran")
         if failed:
             log.warning("marked %d executions interrupted by the last stop as failed", failed)
@@ -138,18 +154,37 @@ def create_app(config: HostConfig) -> FastAPI:
         )
         hops = HopRegistry()
         budgets = Budgets(store, clock_from(config.clock_file))
+        exporter, spans = None, None
+        if config.otlp is not None:
+            exporter = BatchExporter(config.otlp, version=_package_version())
+            exporter.start()
+
+            def manifest_of(key: DeploymentKey) -> Manifest | None:
+                live = deployments.live.get(key)
+                return None if live is None else live.manifest
+
+            spans = SpanRecorder(exporter, manifest_of)
+            log.info("exporting spans over OTLP/HTTP (JSON) to %s", config.otlp.traces_url)
         invoker = Invoker(
-            deployments, hops, budgets, LineageRecorder(store), config.max_concurrency
+            deployments, hops, budgets, LineageRecorder(store, spans), config.max_concurrency
         )
+        pruner = Pruner(store.path, state_dir / "logs", config.retention)
+        app.state.exporter, app.state.pruner = exporter, pruner
         app.state.host = HostContext(
             store, catalog, artifacts, deployments, auth, hops, invoker, config.public_url
         )
         await deployments.boot()
+        pruning = asyncio.create_task(pruner.run(), name="pruner")
         try:
             async with mcp_endpoint.manager.run():
                 yield
         finally:
+            pruner.stop()
+            await pruning
             stopped = await deployments.shutdown()
+            if exporter is not None:
+                await asyncio.to_thread(exporter.shutdown)
+            pruner.close()
             store.close()
             log.info("host stopped cleanly (%d workers stopped)", stopped)
 
@@ -166,6 +201,7 @@ def create_app(config: HostConfig) -> FastAPI:
     # The run gateway first: it is the hot path, and routes are matched in order.
     app.include_router(gateway.router)
     app.include_router(control.router)
+    app.include_router(observe.router)
 
     @app.get("/health", tags=["meta"])
     async def health() -> dict[str, str]:

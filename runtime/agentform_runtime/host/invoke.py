@@ -262,7 +262,7 @@ class Invoker:
         }
         headers.update({VERSION_HEADER: live.version, "traceparent": traceparent})
         started = time.time()
-        self.lineage.started(key, execution, live.version, started)
+        self.lineage.started(key, execution, live.version, started, live.manifest)
         invocation = Invocation(
             request_id=request_id,
             event=_event(request, context),

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from agentform_runtime.host.state.store import ExecutionRow, Store
-from agentform_runtime.specs import DeploymentKey
+from agentform_runtime.specs import DeploymentKey, Manifest
+
+if TYPE_CHECKING:
+    from agentform_runtime.host.telemetry.spans import SpanRecorder
 
 
 @dataclass(frozen=True)
@@ -26,23 +30,36 @@ class Execution:
 
 
 class LineageRecorder:
-    def __init__(self, store: Store) -> None:
+    """Writes the audit records and, when OpenTelemetry export is on, the same hops as spans."""
+
+    def __init__(self, store: Store, spans: SpanRecorder | None = None) -> None:
         self.store = store
+        self.spans = spans
 
     def started(
-        self, key: DeploymentKey, execution: Execution, version: str, started: float
+        self,
+        key: DeploymentKey,
+        execution: Execution,
+        version: str,
+        started: float,
+        manifest: Manifest | None = None,
     ) -> None:
         self.store.start_execution(_row(key, execution, started, version=version))
+        if self.spans is not None:
+            self.spans.started(key, execution, version, started, manifest)
 
     def refused(
         self, key: DeploymentKey, execution: Execution, status: int, code: str, message: str
     ) -> None:
         """A refusal of a real target (403 undeclared, 429 budget, 508 loop) is a hop too."""
+        now = time.time()
+        if self.spans is not None:
+            self.spans.refused(key, execution, now, status, code, message)
         self.store.start_execution(
             _row(
                 key,
                 execution,
-                time.time(),
+                now,
                 status="refused",
                 duration_ms=0.0,
                 http_status=status,
@@ -71,6 +88,16 @@ class LineageRecorder:
             input_tokens=input_tokens,
             output_tokens=output_tokens,
         )
+        if self.spans is not None:
+            self.spans.finished(
+                request_id,
+                http_status,
+                duration_ms,
+                error_class,
+                error,
+                input_tokens,
+                output_tokens,
+            )
 
 
 def _row(

@@ -13,6 +13,8 @@ import uvicorn
 from agentform_runtime.host import sandbox
 from agentform_runtime.host.app import HostConfig, admin_token, create_app, private_state_dir
 from agentform_runtime.host.running.worker import Isolation
+from agentform_runtime.host.state.retention import Retention
+from agentform_runtime.host.telemetry.config import OtlpSettings
 
 DEFAULT_PORT = 4860
 DEFAULT_STATE_DIR = Path.home() / ".agentform"
@@ -46,6 +48,8 @@ def serve(
     clock_file: Path | None = None,
     max_concurrency: int | None = None,
     no_sandbox: bool = False,
+    otlp: OtlpSettings | None = None,
+    retention: Retention | None = None,
 ) -> None:
     """Serve until stopped; uvicorn turns SIGTERM/SIGINT into a clean shutdown that stops
     every worker. The listening socket is bound first so port 0 works and the URL is known.
@@ -80,6 +84,8 @@ def serve(
                 clock_file=clock_file,
                 max_concurrency=max_concurrency,
                 sandbox=not no_sandbox,
+                otlp=otlp,
+                retention=retention or Retention(),
             )
         ),
         http="httptools",

@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS executions (
     http_status INTEGER, error_class TEXT, error TEXT,
     input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS executions_trace ON executions (trace_id);
+CREATE INDEX IF NOT EXISTS executions_started ON executions (started);
 CREATE TABLE IF NOT EXISTS token_usage (
     environment TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
     window TEXT NOT NULL, window_start INTEGER NOT NULL,
@@ -113,23 +114,30 @@ class ExecutionRow(BaseModel):
     output_tokens: int = 0
 
 
-def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
+def _connect(path: Path, synchronous: str, wal_bytes: int) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
+    # Lets the pruner give freed pages back to the file system. It takes effect only on a
+    # new database (one created earlier keeps its size until a VACUUM).
+    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=5000")
+    # The WAL is part of the store's size bound: checkpoint before it outgrows its share,
+    # and cut it back to that share after a checkpoint.
+    conn.execute(f"PRAGMA journal_size_limit={wal_bytes}")
+    conn.execute(f"PRAGMA wal_autocheckpoint={max(16, min(1000, wal_bytes // 4096))}")
     return conn
 
 
 class Store:
     """Typed access to the host's tables. Not thread-safe: use it from the event loop."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, wal_bytes: int = 16 * 1024 * 1024) -> None:
         self.path = path
-        self._db = _connect(path, "FULL")
+        self._db = _connect(path, "FULL", wal_bytes)
         self._db.executescript(_SCHEMA)
-        self._records = _connect(path, "NORMAL")
+        self._records = _connect(path, "NORMAL", wal_bytes)
         self._api_keys: dict[str, tuple[str, str]] = {}
 
     def close(self) -> None:

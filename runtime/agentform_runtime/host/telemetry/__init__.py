@@ -1,0 +1,1 @@
+"""OpenTelemetry: every hop the host records, exported as a GenAI span over OTLP/HTTP."""
