@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from agentform_runtime.errors import AgentformError
-from agentform_runtime.host.api import control, gateway
+from agentform_runtime.host.api import console, control, gateway
 from agentform_runtime.host.api.mcp import McpEndpoint
 from agentform_runtime.host.api.responses import error_response
 from agentform_runtime.host.auth import Authenticator, JwtVerifier
@@ -144,6 +144,7 @@ def create_app(config: HostConfig) -> FastAPI:
     # The run gateway first: it is the hot path, and routes are matched in order.
     app.include_router(gateway.router)
     app.include_router(control.router)
+    app.include_router(console.router)
 
     @app.get("/health", tags=["meta"])
     async def health() -> dict[str, str]:
