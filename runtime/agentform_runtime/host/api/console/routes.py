@@ -3,6 +3,8 @@ every change is a confirmed POST carrying the session's CSRF token."""
 
 from __future__ import annotations
 
+import functools
+import gzip
 import secrets
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +12,7 @@ from urllib.parse import parse_qsl, quote
 
 from fastapi import APIRouter, Query
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 
 from agentform_runtime.errors import AgentformError, not_found
 from agentform_runtime.host.api.console import charts
@@ -74,16 +76,26 @@ def _deployment_url(key: DeploymentKey) -> str:
 # --- static files and sign-in ------------------------------------------------------------------
 
 
+@functools.cache
+def _static_bytes(name: str, compressed: bool) -> bytes:
+    data = (STATIC / name).read_bytes()
+    return gzip.compress(data, 9) if compressed else data
+
+
 @router.get("/static/{name}")
-async def static(name: str) -> Response:
+async def static(request: Request, name: str) -> Response:
     media_type = STATIC_FILES.get(name)
     if media_type is None:
         raise not_found(f"static file '{name}'")
-    return FileResponse(
-        STATIC / name,
-        media_type=media_type,
-        headers={"cache-control": "public, max-age=3600", "x-content-type-options": "nosniff"},
-    )
+    compressed = "gzip" in request.headers.get("accept-encoding", "")
+    headers = {
+        "cache-control": "public, max-age=3600",
+        "x-content-type-options": "nosniff",
+        "vary": "accept-encoding",
+    }
+    if compressed:
+        headers["content-encoding"] = "gzip"
+    return Response(_static_bytes(name, compressed), media_type=media_type, headers=headers)
 
 
 @router.get("/login")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agentform_runtime.host.state.store import ExecutionRow
+from agentform_runtime.specs import WorkloadKind
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,9 @@ def lay_out(trace_id: str, records: list[ExecutionRow]) -> TraceTree:
         trace_id=trace_id,
         hops=hops,
         total_ms=total_ms,
-        input_tokens=sum(r.input_tokens for r in records),
-        output_tokens=sum(r.output_tokens for r in records),
+        # Models spend the tokens; an agent's record repeats the sum of its hops' tokens.
+        input_tokens=sum(r.input_tokens for r in records if r.kind == WorkloadKind.MODELS),
+        output_tokens=sum(r.output_tokens for r in records if r.kind == WorkloadKind.MODELS),
         identities=sorted({r.identity for r in records if r.identity}),
         refusals=sum(r.status == "refused" for r in records),
         errors=sum(r.status in ("error", "failed") for r in records),
