@@ -229,7 +229,7 @@ def _charts(figures: Figures) -> list[tuple[str, object]]:
             charts.chart(
                 "Latency percentiles in milliseconds",
                 [
-                    series(name, [_pct(b.latencies, share) for b in buckets], css)
+                    series(name, [percentile(b.latencies, share) for b in buckets], css)
                     for name, share, css in (
                         ("p50", 0.5, "series-1"),
                         ("p90", 0.9, "series-2"),
@@ -255,10 +255,6 @@ def _charts(figures: Figures) -> list[tuple[str, object]]:
             ),
         ),
     ]
-
-
-def _pct(values: list[float], share: float) -> float | None:
-    return percentile(values, share)
 
 
 def _log_path(host: HostContext, key: DeploymentKey) -> Path:
