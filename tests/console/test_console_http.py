@@ -33,6 +33,14 @@ def test_pages_need_a_session_and_a_wrong_token_is_refused(host: RunningHost) ->
     assert page.headers["location"] == "/console/login?next=%2Fconsole"
 
 
+def test_a_token_with_any_characters_is_refused_cleanly(host: RunningHost) -> None:
+    _, answer = sign_in(host, token="jeton-été-✓")
+    assert answer.status_code == 401 and "the admin token is not valid" in answer.text
+    client, _ = sign_in(host)
+    huge = client.post("/console/logout", content=b"csrf=" + b"x" * 70_000)
+    assert huge.status_code == 413
+
+
 def test_the_session_cookie_is_httponly_and_samesite_strict(host: RunningHost) -> None:
     client, answer = sign_in(host)
     assert answer.status_code == 303 and answer.headers["location"] == "/console"

@@ -96,7 +96,8 @@ class Authenticator:
             raise AgentformError(
                 401, "Unauthorized", "send the admin token as 'Authorization: Bearer <token>'"
             )
-        if not hmac.compare_digest(token, self.admin_token):
+        # As bytes: compare_digest refuses str with non-ASCII characters (a 500, not a 401).
+        if not hmac.compare_digest(token.encode(), self.admin_token.encode()):
             raise AgentformError(401, "Unauthorized", "the admin token is not valid")
 
     def end_user(self, headers: Any, environment: str) -> Identity:

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
@@ -97,6 +97,21 @@ def console_of(request: Request) -> ConsoleState:
         )
         request.app.state.console = state
     return state
+
+
+MAX_FORM_BYTES = 64 * 1024
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """An urlencoded form body (the console's forms send nothing else), 64 KiB at most."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise AgentformError(
+                413, "TooLarge", f"console forms are limited to {MAX_FORM_BYTES} bytes"
+            )
+    return dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
 
 
 def gzipped(request: Request, body: bytes) -> tuple[bytes, dict[str, str]]:

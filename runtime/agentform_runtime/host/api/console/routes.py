@@ -3,12 +3,9 @@ every change is a confirmed POST carrying the session's CSRF token."""
 
 from __future__ import annotations
 
-import functools
-import gzip
-import secrets
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query
 from starlette.requests import Request
@@ -18,11 +15,11 @@ from agentform_runtime.errors import AgentformError, not_found
 from agentform_runtime.host.api.console import charts
 from agentform_runtime.host.api.console.pages import (
     PREFIX,
-    STATIC,
     check_csrf,
     console_of,
     html,
     page,
+    read_form,
     redirect,
     session_of,
 )
@@ -34,33 +31,17 @@ from agentform_runtime.host.api.console.queries import (
     percentile,
     tail,
 )
-from agentform_runtime.host.api.console.sessions import (
-    CSRF_FIELD,
-    LOGIN_COOKIE,
-    SESSION_COOKIE,
-)
 from agentform_runtime.host.api.console.tree import lay_out
 from agentform_runtime.host.api.control import deployment_view
 from agentform_runtime.host.context import HostContext, host_of
 from agentform_runtime.specs import DeploymentKey, PolicySpec, WorkloadKind
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
-STATIC_FILES = {
-    "htmx.min.js": "text/javascript",
-    "console.css": "text/css",
-    "htmx.LICENSE": "text/plain",
-}
 ACTIONS = {
     "deactivate": "Deactivate",
     "activate": "Activate",
     "rollback": "Roll back",
 }
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """An urlencoded form body (the console's forms send nothing else)."""
-    body = (await request.body()).decode("utf-8", errors="replace")
-    return dict(parse_qsl(body, keep_blank_values=True))
 
 
 def _key(env: str, kind: str, name: str) -> DeploymentKey:
@@ -71,100 +52,6 @@ def _key(env: str, kind: str, name: str) -> DeploymentKey:
 
 def _deployment_url(key: DeploymentKey) -> str:
     return f"{PREFIX}/deployments/{quote(key.environment)}/{key.kind}/{quote(key.name)}"
-
-
-# --- static files and sign-in ------------------------------------------------------------------
-
-
-@functools.cache
-def _static_bytes(name: str, compressed: bool) -> bytes:
-    data = (STATIC / name).read_bytes()
-    return gzip.compress(data, 9) if compressed else data
-
-
-@router.get("/static/{name}")
-async def static(request: Request, name: str) -> Response:
-    media_type = STATIC_FILES.get(name)
-    if media_type is None:
-        raise not_found(f"static file '{name}'")
-    compressed = "gzip" in request.headers.get("accept-encoding", "")
-    headers = {
-        "cache-control": "public, max-age=3600",
-        "x-content-type-options": "nosniff",
-        "vary": "accept-encoding",
-    }
-    if compressed:
-        headers["content-encoding"] = "gzip"
-    return Response(_static_bytes(name, compressed), media_type=media_type, headers=headers)
-
-
-@router.get("/login")
-@page
-async def login_form(request: Request, next: str = "") -> Response:
-    if console_of(request).sessions.get(request.cookies.get(SESSION_COOKIE)):
-        return redirect(request, _safe_next(next))
-    return _login_page(request, next, error=None, status=200)
-
-
-def _login_page(request: Request, next: str, error: str | None, status: int) -> Response:
-    csrf = secrets.token_urlsafe(32)
-    response = html(request, "login.html", status, csrf=csrf, next=next, error=error)
-    response.set_cookie(
-        LOGIN_COOKIE,
-        csrf,
-        max_age=3600,
-        path=PREFIX,
-        httponly=True,
-        samesite="strict",
-        secure=console_of(request).secure_cookies,
-    )
-    return response
-
-
-def _safe_next(next: str) -> str:
-    """Only pages of the console itself (no open redirect)."""
-    return next if next.startswith(PREFIX + "/") or next == PREFIX else PREFIX
-
-
-@router.post("/login")
-@page
-async def login(request: Request) -> Response:
-    form = await _form(request)
-    next = form.get("next", "")
-    login_csrf = request.cookies.get(LOGIN_COOKIE)
-    if not login_csrf or not secrets.compare_digest(form.get(CSRF_FIELD, ""), login_csrf):
-        return _login_page(
-            request, next, "the sign-in form expired; enter the token again", status=403
-        )
-    try:
-        host_of(request).auth.admin({"authorization": f"Bearer {form.get('token', '').strip()}"})
-    except AgentformError as exc:
-        return _login_page(request, next, exc.message, status=exc.status)
-    state = console_of(request)
-    session = state.sessions.create()
-    response = redirect(request, _safe_next(next))
-    response.set_cookie(
-        SESSION_COOKIE,
-        session.id,
-        max_age=int(state.sessions.ttl_s),
-        path=PREFIX,
-        httponly=True,
-        samesite="strict",
-        secure=state.secure_cookies,
-    )
-    response.delete_cookie(LOGIN_COOKIE, path=PREFIX, httponly=True, samesite="strict")
-    return response
-
-
-@router.post("/logout")
-@page
-async def logout(request: Request) -> Response:
-    session = session_of(request)
-    check_csrf(request, session, await _form(request))
-    console_of(request).sessions.end(session.id)
-    response = redirect(request, f"{PREFIX}/login")
-    response.delete_cookie(SESSION_COOKIE, path=PREFIX, httponly=True, samesite="strict")
-    return response
 
 
 # --- overview: environments, their policies, deployments ------------------------------------
@@ -320,7 +207,7 @@ async def change_deployment(
     `confirmed=yes` (htmx asks in a dialog and sends it; without JavaScript a confirmation
     page does)."""
     session = session_of(request)
-    form = await _form(request)
+    form = await read_form(request)
     check_csrf(request, session, form)
     if action not in ACTIONS:
         raise not_found(f"console action '{action}'")
