@@ -192,6 +192,11 @@ def test_sign_in_deployment_changes_executions_and_trace(
     )
     expect(page.locator("#fig-requests")).to_have_text("2")
 
+    # Its executions, one link away.
+    page.click("#executions-link")
+    expect(page.locator("tr.execution")).to_have_count(2)
+    expect(page.locator("select[name=workload]")).to_have_value("functions/lookup")
+
     # Executions, filtered by status, workload, environment and end user.
     page.click("header nav >> text=Executions")
     expect(page.locator("tr.execution").first).to_be_visible()
