@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from agentform_runtime.errors import AgentformError
-from agentform_runtime.host.api import control, gateway, observe
+from agentform_runtime.host.api import console, control, gateway, observe
 from agentform_runtime.host.api.body_limit import BodyLimit
 from agentform_runtime.host.api.mcp import McpEndpoint
 from agentform_runtime.host.api.responses import error_response
@@ -202,6 +202,7 @@ def create_app(config: HostConfig) -> FastAPI:
     app.include_router(gateway.router)
     app.include_router(control.router)
     app.include_router(observe.router)
+    app.include_router(console.router)
 
     @app.get("/health", tags=["meta"])
     async def health() -> dict[str, str]:
