@@ -197,10 +197,13 @@ def test_code_change_disable_rollback_refresh_region_and_destroy(
     assert _versions(moto, echo) == ["1", "2"]
     assert project.outputs()["echo_version"] == first
 
-    # Refresh reads the alias target back after someone moved it out of band.
-    moto.client("lambda").update_alias(FunctionName=echo, Name=LIVE_ALIAS, FunctionVersion="2")
+    # Refresh reads back the alias target and the concurrency someone changed out of band.
+    lam = moto.client("lambda")
+    lam.update_alias(FunctionName=echo, Name=LIVE_ALIAS, FunctionVersion="2")
+    lam.put_function_concurrency(FunctionName=echo, ReservedConcurrentExecutions=3)
     project.refresh()
-    assert _state(project, "echo-dev")["version"] == second["echo_version"]
+    refreshed = _state(project, "echo-dev")
+    assert (refreshed["version"], refreshed["max_instances"]) == (second["echo_version"], 3)
 
     # A location policy moves the function to a region in Germany.
     project.config("tool_location", "de")

@@ -141,6 +141,9 @@ class DeploymentProvider(AgentformProvider):
         for key in ("memory_mb", "timeout_s"):
             if state.get(key) is not None:
                 current[key] = settings[key]
+        for key in ("min_instances", "max_instances"):
+            if state.get(key) is not None:
+                current[key] = settings["scaling"][key]
         return current
 
     def remove(self, platform: Platform, state: dict[str, Any]) -> None:

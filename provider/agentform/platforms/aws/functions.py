@@ -50,6 +50,7 @@ from agentform_runtime.specs import (
 
 RUNTIME = "python3.11"
 DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024  # Lambda's limit for a zip sent in the request
+MIN_INSTANCES_TAG = "agentform:min-instances"  # what provisioned concurrency was last set to
 KEEP_VERSIONS = 5  # published versions kept for rollback (besides live and previous)
 _ROLE_PROPAGATION_TRIES = 12  # a new IAM role takes seconds before Lambda may assume it
 
@@ -107,6 +108,16 @@ class Placement:
     architecture: str
 
 
+@dataclass(frozen=True)
+class Resolved:
+    """What a deployment's role and variables name, looked up once per put."""
+
+    targets: dict[str, str]  # "kind/name" -> live alias ARN
+    table_arn: str
+    hop_key_arn: str
+    connection_arn: str | None
+
+
 class Deployer:
     """Put, read and delete one deployment's function, alias, URL, concurrency and role."""
 
@@ -120,11 +131,6 @@ class Deployer:
         record = catalog.get_record(self.aws, record_path(key))
         return str(record["region"]) if record else self.aws.home_region
 
-    def live_arn(self, key: DeploymentKey) -> str:
-        """The `live` alias ARN of a deployment, where it is (or, not yet deployed, where the
-        home region would put it)."""
-        return self.aws.lambda_arn(self.region_of(key), function_name(key), LIVE_ALIAS)
-
     # --- put ------------------------------------------------------------------------------
 
     def put(
@@ -136,16 +142,32 @@ class Deployer:
             region_for(effective.get("locations"), self.aws.home_region),
             architecture_for(effective.get("flavors")),
         )
-        previous_region = self.region_of(key)
+        records = dict(catalog.list_records(self.aws, f"deployments/{key.environment}"))
+        previous = records.get(f"{key.kind}/{key.name}")
+        previous_region = str(previous["region"]) if previous else self.aws.home_region
         data = catalog.read_artifact(self.aws, spec.artifact)
         manifest = _manifest(data)
-        role_arn, new_role = self._put_role(key, spec, manifest, placement)
-        variables = self._variables(key, spec, manifest, effective)
-        variables_targets = json.loads(variables[TARGETS_VAR])
+        resolved = self._resolve(key, spec, manifest, records)
+        role_arn, new_role = self._put_role(key, spec, placement, resolved)
+        variables = self._variables(key, spec, effective, resolved)
         name = function_name(key)
         lam = self.aws.client("lambda", placement.region)
-        provisioned_before = self._tagged_min_instances(lam, name)
-        self._put_function(lam, key, spec, manifest, placement, role_arn, new_role, data, variables)
+        try:
+            existing: dict[str, Any] | None = lam.get_function(FunctionName=name)
+        except lam.exceptions.ResourceNotFoundException:
+            existing = None
+        provisioned_before = int((existing or {}).get("Tags", {}).get(MIN_INSTANCES_TAG, "0"))
+        self._put_function(
+            lam,
+            key,
+            spec,
+            manifest,
+            placement,
+            (role_arn, new_role),
+            data,
+            variables,
+            existing["Configuration"] if existing else None,
+        )
         target = self._publish(lam, name, spec)
         self._make_ready(lam, name, target, version_of(spec))
         self._move_alias(lam, name, target)
@@ -155,22 +177,25 @@ class Deployer:
         catalog.put_record(
             self.aws,
             record_path(key),
-            {"region": placement.region, "function": name, "targets": sorted(variables_targets)},
+            {"region": placement.region, "function": name, "targets": sorted(resolved.targets)},
         )
         if previous_region != placement.region:
             # Moved by a policy: the new region serves now, so the old function goes.
             self._delete_function(self.aws.client("lambda", previous_region), name)
-        self._repoint_callers(key)
+        if previous is None or previous_region != placement.region:
+            self._repoint_callers(key, placement.region, records)
         view = self.get(key)
         assert view is not None
         return view
 
-    def _repoint_callers(self, key: DeploymentKey) -> None:
+    def _repoint_callers(
+        self, key: DeploymentKey, region: str, records: dict[str, dict[str, Any]]
+    ) -> None:
         """Deployments that may call this one and name another ARN for it (deployed before it,
         or before a policy moved it to another region) are put again with its ARN now."""
         target = f"{key.kind}/{key.name}"
-        arn = self.live_arn(key)
-        for caller, record in catalog.list_records(self.aws, f"deployments/{key.environment}"):
+        arn = self.aws.lambda_arn(region, function_name(key), LIVE_ALIAS)
+        for caller, record in records.items():
             if target not in record.get("targets", []):
                 continue
             caller_key = DeploymentKey(key.environment, *caller.split("/", 1))
@@ -179,9 +204,14 @@ class Deployer:
                 continue
             self.put(caller_key, view["settings"], view["effective_policies"])
 
-    def _put_role(
-        self, key: DeploymentKey, spec: DeploymentSpec, manifest: Manifest, placement: Placement
-    ) -> tuple[str, bool]:
+    def _resolve(
+        self,
+        key: DeploymentKey,
+        spec: DeploymentSpec,
+        manifest: Manifest,
+        records: dict[str, dict[str, Any]],
+    ) -> Resolved:
+        """The ARNs this deployment's role and variables name."""
         table_arn, hop_key_arn = catalog.environment_arns(self.aws, key.environment)
         connection_arn = None
         if spec.connection and key.kind == WorkloadKind.MODELS.value:
@@ -193,37 +223,46 @@ class Deployer:
                     f"connection '{spec.connection}' is not on AWS: declare its "
                     "IntegrationConnection in the same stack",
                 )
+        declared = [
+            *((WorkloadKind.FUNCTIONS, n) for n in manifest.functions),
+            *((WorkloadKind.MODELS, n) for n in manifest.models),
+            *((WorkloadKind.AGENTS, n) for n in manifest.agents),
+        ]
+        targets = {}
+        for kind, target in declared:
+            record = records.get(f"{kind.value}/{target}")
+            # Not deployed yet: where the home region would put it (repointed if it lands
+            # elsewhere).
+            region = str(record["region"]) if record else self.aws.home_region
+            target_key = DeploymentKey(key.environment, kind.value, target)
+            targets[f"{kind.value}/{target}"] = self.aws.lambda_arn(
+                region, function_name(target_key), LIVE_ALIAS
+            )
+        return Resolved(targets, table_arn, hop_key_arn, connection_arn)
+
+    def _put_role(
+        self, key: DeploymentKey, spec: DeploymentSpec, placement: Placement, resolved: Resolved
+    ) -> tuple[str, bool]:
         name = function_name(key)
         log_group = (
             f"arn:{self.aws.partition}:logs:{placement.region}:{self.aws.account}:"
             f"log-group:/aws/lambda/{name}"
         )
         policy = iam.role_policy(
-            targets=list(self._targets(key, manifest).values()),
-            table_arn=table_arn,
-            hop_key_arn=hop_key_arn,
-            connection_arn=connection_arn,
+            targets=list(resolved.targets.values()),
+            table_arn=resolved.table_arn,
+            hop_key_arn=resolved.hop_key_arn,
+            connection_arn=resolved.connection_arn,
             log_group_arn=log_group,
         )
         return iam.put_role(self.aws, name, policy, self._tags(key, spec))
-
-    def _targets(self, key: DeploymentKey, manifest: Manifest) -> dict[str, str]:
-        declared = [
-            *((WorkloadKind.FUNCTIONS, n) for n in manifest.functions),
-            *((WorkloadKind.MODELS, n) for n in manifest.models),
-            *((WorkloadKind.AGENTS, n) for n in manifest.agents),
-        ]
-        return {
-            f"{kind.value}/{n}": self.live_arn(DeploymentKey(key.environment, kind.value, n))
-            for kind, n in declared
-        }
 
     def _variables(
         self,
         key: DeploymentKey,
         spec: DeploymentSpec,
-        manifest: Manifest,
         effective: dict[str, Any],
+        resolved: Resolved,
     ) -> dict[str, str]:
         variables = {
             PLATFORM_VAR: "aws",
@@ -232,15 +271,14 @@ class Deployer:
             "AGENTFORM_NAME": key.name,
             "AGENTFORM_VERSION": version_of(spec),
             "AGENTFORM_CONFIG": json.dumps(spec.config, sort_keys=True),
-            TARGETS_VAR: json.dumps(self._targets(key, manifest), sort_keys=True),
+            TARGETS_VAR: json.dumps(resolved.targets, sort_keys=True),
             TABLE_VAR: table_name(key.environment),
             HOME_REGION_VAR: self.aws.home_region,
-            HOP_KEY_SECRET_VAR: catalog.environment_arns(self.aws, key.environment)[1],
+            HOP_KEY_SECRET_VAR: resolved.hop_key_arn,
             POLICIES_VAR: json.dumps(_policies_var(effective), sort_keys=True),
         }
-        if spec.connection and key.kind == WorkloadKind.MODELS.value:
-            arn = catalog.secret_arn(self.aws, connection_secret_name(spec.connection))
-            variables[CONNECTION_SECRET_VAR] = arn or ""
+        if resolved.connection_arn:
+            variables[CONNECTION_SECRET_VAR] = resolved.connection_arn
         return variables
 
     def _tags(self, key: DeploymentKey, spec: DeploymentSpec) -> dict[str, str]:
@@ -250,7 +288,7 @@ class Deployer:
             "agentform:name": key.name,
             "agentform:version": version_of(spec),
             "agentform:policies": " ".join(spec.policies)[:256],
-            "agentform:min-instances": str(spec.scaling.min_instances),
+            MIN_INSTANCES_TAG: str(spec.scaling.min_instances),
             "agentform:idle-timeout": str(spec.scaling.idle_timeout_s),
             "agentform:connection": spec.connection or "",
         }
@@ -272,12 +310,14 @@ class Deployer:
         spec: DeploymentSpec,
         manifest: Manifest,
         placement: Placement,
-        role_arn: str,
-        new_role: bool,
+        role: tuple[str, bool],
         data: bytes,
         variables: dict[str, str],
+        current: dict[str, Any] | None,
     ) -> None:
+        """Create the function, or update its code and configuration where they differ."""
         name = function_name(key)
+        role_arn, new_role = role
         configuration = {
             "Role": role_arn,
             "Handler": manifest.handler,
@@ -286,10 +326,6 @@ class Deployer:
             "Timeout": spec.timeout_s,
             "Environment": {"Variables": variables},
         }
-        try:
-            current = lam.get_function(FunctionName=name)["Configuration"]
-        except lam.exceptions.ResourceNotFoundException:
-            current = None
         if current is None:
             self._assuming_role(
                 new_role,
@@ -419,14 +455,6 @@ class Deployer:
                 RoutingConfig={"AdditionalVersionWeights": {}},
             )
 
-    @staticmethod
-    def _tagged_min_instances(lam: Any, name: str) -> int:
-        try:
-            tags = lam.get_function(FunctionName=name).get("Tags", {})
-        except lam.exceptions.ResourceNotFoundException:
-            return 0
-        return int(tags.get("agentform:min-instances", "0"))
-
     def _put_concurrency(
         self, lam: Any, key: DeploymentKey, spec: DeploymentSpec, provisioned_before: int
     ) -> None:
@@ -500,7 +528,7 @@ class Deployer:
             "memory_mb": live["MemorySize"],
             "timeout_s": live["Timeout"],
             "scaling": {
-                "min_instances": int(tags.get("agentform:min-instances", "0")),
+                "min_instances": int(tags.get(MIN_INSTANCES_TAG, "0")),
                 "max_instances": reserved if reserved else 4,
                 "idle_timeout_s": float(tags.get("agentform:idle-timeout", "300")),
             },
@@ -546,7 +574,7 @@ class Deployer:
             tags = lam.get_function(FunctionName=name).get("Tags", {})
         except lam.exceptions.ResourceNotFoundException:
             return
-        if tags.get("agentform:min-instances", "0") != "0":
+        if tags.get(MIN_INSTANCES_TAG, "0") != "0":
             put_provisioned_concurrency(lam, name, 0)
         with contextlib.suppress(lam.exceptions.ResourceNotFoundException):
             lam.delete_function_url_config(FunctionName=name, Qualifier=LIVE_ALIAS)

@@ -7,6 +7,7 @@ points every client at an emulator such as moto or LocalStack."""
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -64,12 +65,39 @@ def aws_errors(method: Callable[P, R]) -> Callable[P, R]:
     return wrapped
 
 
-class AwsSession:
-    """Clients per (service, region), created on first use, for the life of one call."""
+class _Clients:
+    """One boto3 session and its clients for a (region, endpoint): made once per process,
+    because a session and its clients take about a second to build (they load the service
+    models), and a `pulumi up` makes a provider call per resource. Clients are thread-safe;
+    building them is not, hence the lock."""
 
     def __init__(self, region: str | None, endpoint_url: str | None) -> None:
-        self._session = boto3.session.Session(region_name=region)
-        region = region or self._session.region_name
+        self.session = boto3.session.Session(region_name=region)
+        self.endpoint_url = endpoint_url
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+        self.account: str | None = None
+
+    def client(self, service: str, region: str) -> Any:
+        with self._lock:
+            if (service, region) not in self._clients:
+                self._clients[(service, region)] = self.session.client(
+                    service, region_name=region, endpoint_url=self.endpoint_url, config=_RETRIES
+                )
+            return self._clients[(service, region)]
+
+
+@functools.cache
+def _clients(region: str | None, endpoint_url: str | None) -> _Clients:
+    return _Clients(region, endpoint_url)
+
+
+class AwsSession:
+    """The AWS clients of one provider call: per (service, region), shared in the process."""
+
+    def __init__(self, region: str | None, endpoint_url: str | None) -> None:
+        self._shared = _clients(region, endpoint_url)
+        region = region or self._shared.session.region_name
         if not region:
             raise AgentformError(
                 400,
@@ -77,33 +105,23 @@ class AwsSession:
                 "no AWS region: set `pulumi config set agentform:region <region>` or AWS_REGION",
             )
         self.home_region: str = region
-        self._endpoint_url = endpoint_url
-        self._clients: dict[tuple[str, str], Any] = {}
-        self._account: str | None = None
 
     def client(self, service: str, region: str | None = None) -> Any:
-        key = (service, region or self.home_region)
-        if key not in self._clients:
-            self._clients[key] = self._session.client(
-                service, region_name=key[1], endpoint_url=self._endpoint_url, config=_RETRIES
-            )
-        return self._clients[key]
+        return self._shared.client(service, region or self.home_region)
 
     @property
     def account(self) -> str:
-        if self._account is None:
-            self._account = str(self.client("sts").get_caller_identity()["Account"])
-        return self._account
+        if self._shared.account is None:
+            self._shared.account = str(self.client("sts").get_caller_identity()["Account"])
+        return self._shared.account
 
     @property
     def partition(self) -> str:
-        return self._session.get_partition_for_region(self.home_region)  # type: ignore[no-any-return]
+        return self._shared.session.get_partition_for_region(self.home_region)  # type: ignore[no-any-return]
 
     def lambda_arn(self, region: str, function: str, qualifier: str | None = None) -> str:
         arn = f"arn:{self.partition}:lambda:{region}:{self.account}:function:{function}"
         return f"{arn}:{qualifier}" if qualifier else arn
 
     def close(self) -> None:
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
+        """Nothing to release: the clients are kept for the process's next calls."""
