@@ -174,3 +174,20 @@ def test_location_policies_pick_the_region_and_fail_without_one() -> None:
     assert reason is not None and "where AWS has no region" in reason
     gpu = placement_failure({"locations": None, "flavors": ["t4"]}, "us-east-1")
     assert gpu is not None and "CPUs only" in gpu
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"agentform:platform": "gcp"}, "agentform:platform is 'gcp'; supported: local, aws"),
+        (
+            {"agentform:platform": "aws", "agentform:awsReadiness": "ping"},
+            "agentform:awsReadiness is 'ping'; supported: invoke, state",
+        ),
+    ],
+)
+def test_settings_name_the_bad_key(config: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        PlatformSettings.from_config(config)
+    defaults = PlatformSettings.from_config({})
+    assert (defaults.platform, defaults.aws_readiness) == ("local", "invoke")

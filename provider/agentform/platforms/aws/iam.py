@@ -59,6 +59,8 @@ def role_policy(
                 "dynamodb:GetItem",
                 "dynamodb:PutItem",
                 "dynamodb:UpdateItem",
+                # TransactWriteItems is authorised per item: its condition checks need this.
+                "dynamodb:ConditionCheckItem",
                 "dynamodb:Query",
             ],
             "Resource": [table_arn],
