@@ -237,3 +237,13 @@ def test_a_location_without_an_aws_region_fails_at_preview(
     assert "Deployment 'development/functions/echo': policies:" in preview.output
     assert "where AWS has no region" in preview.output
     assert moto.client("lambda").list_functions()["Functions"] == []
+
+
+def test_an_aws_failure_is_one_line_naming_the_resource(aws_project: Any, tmp_path: Path) -> None:
+    project, _code = _stack(aws_project, tmp_path)
+    project.config("agentform:awsEndpointUrl", "http://127.0.0.1:9")  # nothing listens there
+    up = project.up(check=False)
+    assert up.returncode != 0
+    assert "Environment 'development': AWS: Could not connect to the endpoint URL" in up.output
+    assert "check the credentials (the standard AWS chain), agentform:region" in up.output
+    assert "Traceback" not in up.output
