@@ -3,7 +3,8 @@
 - `agentform:endpoint`: the host's URL (default `http://127.0.0.1:4860`, or `$AGENTFORM_ENDPOINT`)
 - `agentform:token` (secret): the admin token (default: the local host's `admin-token` file,
   in `$AGENTFORM_STATE_DIR` or `~/.agentform`)
-- `agentform:platform`: `local` (the only one so far)
+- `agentform:platform`: `local` (default) or `aws`; on `aws`, `agentform:region`,
+  `agentform:awsEndpointUrl` and `agentform:awsReadiness` (see `agentform.platforms`)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ if TYPE_CHECKING:  # imported when used: the CLI reads these settings without lo
 DEFAULT_PORT = 4860
 DEFAULT_ENDPOINT = f"http://127.0.0.1:{DEFAULT_PORT}"
 DEFAULT_STATE_DIR = Path.home() / ".agentform"
-PLATFORMS = ("local",)
+PLATFORMS = ("local", "aws")
 
 
 def state_dir() -> Path:

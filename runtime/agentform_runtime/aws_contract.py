@@ -8,6 +8,9 @@ Per environment the deployer creates:
   `agentform_runtime.workload.aws`);
 - one Secrets Manager secret, `hop_key_secret_name(environment)`, the key that signs hop
   tokens (a random string);
+- per integration connection, one Secrets Manager secret, `connection_secret_name(name)`,
+  holding the JSON `{"provider", "config", "secrets"}` (what the local host hands a model
+  workload as AGENTFORM_CONNECTION); only model deployments' roles may read it;
 - optionally the end-user JWT settings, in `AUTH_VAR` of each agent function.
 
 Per deployment: a function `function_name(...)`, an alias `LIVE_ALIAS`, one IAM role.
@@ -28,6 +31,9 @@ TARGETS_VAR = "AGENTFORM_TARGETS"  # JSON {"functions/x": "<live alias ARN>", ..
 TABLE_VAR = "AGENTFORM_TABLE"  # the environment's DynamoDB table
 HOP_KEY_SECRET_VAR = "AGENTFORM_HOP_KEY_SECRET"  # ARN of the hop-token key secret
 CONNECTION_SECRET_VAR = "AGENTFORM_CONNECTION_SECRET"  # ARN of its connection's secret, if any
+# The region of the environment's table and secrets (the stack's `agentform:region`), which a
+# location policy may make differ from the function's own AWS_REGION.
+HOME_REGION_VAR = "AGENTFORM_HOME_REGION"
 POLICIES_VAR = "AGENTFORM_POLICIES"  # JSON list of effective PolicySpec dicts
 AUTH_VAR = "AGENTFORM_AUTH"  # JSON {"jwt_secret_arn": ..., "jwks_url": ...}; agents only
 

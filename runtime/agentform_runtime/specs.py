@@ -88,7 +88,8 @@ LOCATIONS: dict[str, set[str]] = {
 }
 COUNTRIES: set[str] = set().union(*LOCATIONS.values())
 FLAVORS: dict[str, set[str]] = {
-    "cpu": {"cpu"},
+    # A CPU architecture narrows `cpu`; the AWS platform maps it to the function's architecture.
+    "cpu": {"cpu", "x86_64", "arm64"},
     "gpu": {"t4", "l4", "a10g", "a100", "h100"},
 }
 FLAVOR_VALUES: set[str] = set().union(*FLAVORS.values())

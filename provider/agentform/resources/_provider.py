@@ -28,13 +28,18 @@ from pulumi.dynamic import (
 )
 from pydantic import BaseModel, ValidationError
 
-from agentform.settings import resolve_endpoint, resolve_token
+from agentform.settings import resolve_token
 from agentform_runtime.errors import AgentformError
 from agentform_runtime.specs import check_name
 
 if TYPE_CHECKING:
-    from agentform.platform import LocalPlatform
+    from agentform.platforms import Platform, PlatformSettings
 
+#: The stack configuration a provider reads (`agentform.platforms.PlatformSettings`).
+CONFIG_KEYS = tuple(
+    f"agentform:{k}"
+    for k in ("platform", "endpoint", "token", "region", "awsEndpointUrl", "awsReadiness")
+)
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's sentinel for unknown values
 
 
@@ -163,15 +168,15 @@ class AgentformProvider(ResourceProvider):
     def validate(self, inputs: dict[str, Any]) -> list[CheckFailure]:
         return []
 
-    def apply(self, platform: LocalPlatform, inputs: dict[str, Any]) -> dict[str, Any]:
+    def apply(self, platform: Platform, inputs: dict[str, Any]) -> dict[str, Any]:
         """Create or update on the platform; return the outputs it adds."""
         raise NotImplementedError
 
-    def fetch(self, platform: LocalPlatform, state: dict[str, Any]) -> dict[str, Any] | None:
+    def fetch(self, platform: Platform, state: dict[str, Any]) -> dict[str, Any] | None:
         """The current platform view as inputs+outputs, or None when it is gone."""
         raise NotImplementedError
 
-    def remove(self, platform: LocalPlatform, state: dict[str, Any]) -> None:
+    def remove(self, platform: Platform, state: dict[str, Any]) -> None:
         raise NotImplementedError
 
     # --- helpers ------------------------------------------------------------------------------
@@ -198,32 +203,53 @@ class AgentformProvider(ResourceProvider):
 
     def configure(self, req: ConfigureRequest) -> None:
         # The engine gives dynamic providers the stack's whole current configuration, so
-        # destroy and refresh reach the host where it is now, not where the state says it was.
-        self._configured = {
-            "endpoint": req.config.get("agentform:endpoint"),
-            "token": req.config.get("agentform:token"),
-        }
+        # destroy and refresh reach the platform where it is now, not where the state says.
+        self._configured = {key: req.config.get(key) for key in CONFIG_KEYS}
+
+    @property
+    def settings(self) -> PlatformSettings:
+        from agentform.platforms import PlatformSettings
+
+        try:
+            return PlatformSettings.from_config(getattr(self, "_configured", {}))
+        except ValueError as exc:
+            raise ProviderError(f"{self.label}: {exc}") from None
+
+    def placement_failures(self, label: str, effective: dict[str, Any]) -> list[CheckFailure]:
+        """Effective policies that the configured platform cannot honour (on AWS: no region
+        in the allowed locations, or only GPU flavors)."""
+        settings = self.settings
+        if settings.platform != "aws":
+            return []
+        from agentform.platforms.aws.regions import placement_failure
+
+        reason = placement_failure(effective, settings.region)
+        return [CheckFailure("policies", f"{label}: policies: {reason}")] if reason else []
 
     @contextmanager
-    def platform(self, props: dict[str, Any]) -> Iterator[LocalPlatform]:
+    def platform(self, props: dict[str, Any]) -> Iterator[Platform]:
         # Imported here: the program and `pulumi preview` load the providers but never call the
-        # platform, and httpx (with the CLI it pulls in) takes a tenth of a second to import.
-        from agentform.platform import Endpoint, LocalPlatform
+        # platform, and httpx or boto3 take a tenth of a second or more to import.
+        from agentform.platforms import open_platform
 
-        configured = getattr(self, "_configured", {})
-        endpoint = resolve_endpoint(configured.get("endpoint"))
-        token = resolve_token(configured.get("token")) or props.get("agentform_token") or ""
-        if not token:
+        settings = self.settings
+        token = resolve_token(settings.token) or props.get("agentform_token") or ""
+        if settings.platform == "local" and not token:
             raise ProviderError(
                 f"{self.describe(props)}: no admin token: set "
                 "`pulumi config set agentform:token --secret` "
                 "or start the local host with `agentform serve`"
             )
-        with LocalPlatform(Endpoint(endpoint, token)) as platform:
-            try:
-                yield platform
-            except AgentformError as exc:
-                raise ProviderError(f"{self.describe(props)}: {exc.message}") from None
+        try:
+            platform = open_platform(settings, token)
+        except AgentformError as exc:
+            raise ProviderError(f"{self.describe(props)}: {exc.message}") from None
+        try:
+            yield platform
+        except AgentformError as exc:
+            raise ProviderError(f"{self.describe(props)}: {exc.message}") from None
+        finally:
+            platform.close()
 
     # --- ResourceProvider -----------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from agentform.settings import connection_inputs
 from agentform_runtime.specs import ConnectionSpec
 
 if TYPE_CHECKING:
-    from agentform.platform import LocalPlatform
+    from agentform.platforms import Platform
 
 
 class IntegrationConnectionProvider(AgentformProvider):
@@ -28,17 +28,17 @@ class IntegrationConnectionProvider(AgentformProvider):
             ConnectionSpec, body, f"{self.label} '{inputs.get('name')}'"
         )
 
-    def apply(self, platform: LocalPlatform, inputs: dict[str, Any]) -> dict[str, Any]:
+    def apply(self, platform: Platform, inputs: dict[str, Any]) -> dict[str, Any]:
         spec = ConnectionSpec(
             provider=inputs["provider"],
             config=inputs.get("config") or {},
             secrets=inputs.get("secrets") or {},
         )
-        platform.put(f"/v1/connections/{inputs['name']}", spec.model_dump())
+        platform.put_connection(inputs["name"], spec)
         return {"secret_keys": sorted(spec.secrets)}
 
-    def fetch(self, platform: LocalPlatform, state: dict[str, Any]) -> dict[str, Any] | None:
-        current = platform.get(f"/v1/connections/{state['name']}")
+    def fetch(self, platform: Platform, state: dict[str, Any]) -> dict[str, Any] | None:
+        current = platform.get_connection(state["name"])
         if current is None:
             return None
         return {
@@ -47,8 +47,8 @@ class IntegrationConnectionProvider(AgentformProvider):
             "secret_keys": current["secret_keys"],
         }
 
-    def remove(self, platform: LocalPlatform, state: dict[str, Any]) -> None:
-        platform.delete(f"/v1/connections/{state['name']}")
+    def remove(self, platform: Platform, state: dict[str, Any]) -> None:
+        platform.delete_connection(state["name"])
 
 
 class IntegrationConnection(

@@ -15,10 +15,16 @@ from agentform.resources.policy import Policy
 from agentform.resources.workloads import Agent, Function, ModelApi
 from agentform.settings import connection_inputs
 from agentform_runtime.policies import PolicyConflict, combine
-from agentform_runtime.specs import DeploymentSpec, PolicySpec, WorkloadKind, version_of
+from agentform_runtime.specs import (
+    DeploymentKey,
+    DeploymentSpec,
+    PolicySpec,
+    WorkloadKind,
+    version_of,
+)
 
 if TYPE_CHECKING:
-    from agentform.platform import LocalPlatform
+    from agentform.platforms import Platform
 
 _SETTINGS = (
     "memory_mb",
@@ -132,6 +138,8 @@ class DeploymentProvider(AgentformProvider):
                 inputs["effective_policies"] = effective.model_dump(mode="json")
             except PolicyConflict as exc:
                 failures.append(CheckFailure("policies", f"{label}: policies: {exc}"))
+            else:
+                failures += self.placement_failures(label, inputs["effective_policies"])
         if not failures:
             inputs["version"] = version_of(DeploymentSpec.model_validate(spec))
         return CheckResult(inputs, failures)
@@ -139,10 +147,9 @@ class DeploymentProvider(AgentformProvider):
     def identity(self, props: dict[str, Any]) -> str:
         return f"{props['environment']}/{props['kind']}/{props['name']}"
 
-    def _path(self, props: dict[str, Any]) -> str:
-        return (
-            f"/v1/environments/{props['environment']}/deployments/{props['kind']}/{props['name']}"
-        )
+    @staticmethod
+    def _key(props: dict[str, Any]) -> DeploymentKey:
+        return DeploymentKey(props["environment"], props["kind"], props["name"])
 
     @staticmethod
     def _outputs(view: dict[str, Any]) -> dict[str, Any]:
@@ -154,22 +161,24 @@ class DeploymentProvider(AgentformProvider):
             "effective_policies": view["effective_policies"],
         }
 
-    def apply(self, platform: LocalPlatform, inputs: dict[str, Any]) -> dict[str, Any]:
+    def apply(self, platform: Platform, inputs: dict[str, Any]) -> dict[str, Any]:
         if inputs.get("with_policies") and inputs.get("pinned"):
-            # The origin's policies may not exist on this host (another host, or removed).
+            # The origin's policies may not exist on this platform (another host, or removed).
             for policy in inputs["pinned"]["policies"]:
-                if platform.get(f"/v1/policies/{policy['name']}") is None:
-                    platform.put(f"/v1/policies/{policy['name']}", policy["spec"])
-        return self._outputs(platform.put(self._path(inputs), deployment_spec(inputs)))
+                if platform.get_policy(policy["name"]) is None:
+                    platform.put_policy(policy["name"], policy["spec"])
+        spec = deployment_spec(inputs)
+        effective = inputs.get("effective_policies")
+        return self._outputs(platform.put_deployment(self._key(inputs), spec, effective))
 
-    def fetch(self, platform: LocalPlatform, state: dict[str, Any]) -> dict[str, Any] | None:
-        view = platform.get(self._path(state))
+    def fetch(self, platform: Platform, state: dict[str, Any]) -> dict[str, Any] | None:
+        view = platform.get_deployment(self._key(state))
         if view is None:
             return None
         return {**self._outputs(view), **read_settings(view["settings"], state)}
 
-    def remove(self, platform: LocalPlatform, state: dict[str, Any]) -> None:
-        platform.delete(self._path(state))
+    def remove(self, platform: Platform, state: dict[str, Any]) -> None:
+        platform.delete_deployment(self._key(state))
 
 
 class Deployment(pulumi.dynamic.Resource, module="agentform", name="Deployment"):

@@ -14,7 +14,7 @@ from agentform.settings import connection_inputs
 from agentform_runtime.specs import EnvironmentSpec
 
 if TYPE_CHECKING:
-    from agentform.platform import LocalPlatform
+    from agentform.platforms import Platform
 
 
 class EnvironmentProvider(AgentformProvider):
@@ -26,21 +26,20 @@ class EnvironmentProvider(AgentformProvider):
         body: dict[str, Any] = {k: inputs[k] for k in ("description", "policies") if k in inputs}
         return failures + self.model_failures(EnvironmentSpec, body, self.label)
 
-    def apply(self, platform: LocalPlatform, inputs: dict[str, Any]) -> dict[str, Any]:
+    def apply(self, platform: Platform, inputs: dict[str, Any]) -> dict[str, Any]:
         spec = EnvironmentSpec(
             description=inputs.get("description", ""), policies=inputs.get("policies", [])
         )
-        platform.put(f"/v1/environments/{inputs['name']}", spec.model_dump())
-        return {"run_url": f"{inputs['agentform_endpoint']}/run/{inputs['name']}"}
+        return platform.put_environment(inputs["name"], spec)
 
-    def fetch(self, platform: LocalPlatform, state: dict[str, Any]) -> dict[str, Any] | None:
-        current = platform.get(f"/v1/environments/{state['name']}")
+    def fetch(self, platform: Platform, state: dict[str, Any]) -> dict[str, Any] | None:
+        current = platform.get_environment(state["name"])
         if current is None:
             return None
         return {"description": current["description"], "policies": current["policies"]}
 
-    def remove(self, platform: LocalPlatform, state: dict[str, Any]) -> None:
-        platform.delete(f"/v1/environments/{state['name']}")
+    def remove(self, platform: Platform, state: dict[str, Any]) -> None:
+        platform.delete_environment(state["name"])
 
 
 class Environment(pulumi.dynamic.Resource, module="agentform", name="Environment"):

@@ -18,7 +18,7 @@ from agentform.settings import connection_inputs
 from agentform_runtime.specs import PolicySpec
 
 if TYPE_CHECKING:
-    from agentform.platform import LocalPlatform
+    from agentform.platforms import Platform
 
 _SPEC_FIELDS = ("type", "values", "budgets", "resource_types")
 
@@ -46,18 +46,18 @@ class PolicyProvider(AgentformProvider):
             result.inputs["spec"] = PolicySpec.model_validate(_spec(news)).model_dump(mode="json")
         return result
 
-    def apply(self, platform: LocalPlatform, inputs: dict[str, Any]) -> dict[str, Any]:
-        platform.put(f"/v1/policies/{inputs['name']}", inputs["spec"])
+    def apply(self, platform: Platform, inputs: dict[str, Any]) -> dict[str, Any]:
+        platform.put_policy(inputs["name"], inputs["spec"])
         return {}
 
-    def fetch(self, platform: LocalPlatform, state: dict[str, Any]) -> dict[str, Any] | None:
-        current = platform.get(f"/v1/policies/{state['name']}")
+    def fetch(self, platform: Platform, state: dict[str, Any]) -> dict[str, Any] | None:
+        current = platform.get_policy(state["name"])
         if current is None:
             return None
         return {"spec": {k: current[k] for k in ("type", "values", "budgets", "resource_types")}}
 
-    def remove(self, platform: LocalPlatform, state: dict[str, Any]) -> None:
-        platform.delete(f"/v1/policies/{state['name']}")
+    def remove(self, platform: Platform, state: dict[str, Any]) -> None:
+        platform.delete_policy(state["name"])
 
 
 class Policy(pulumi.dynamic.Resource, module="agentform", name="Policy"):

@@ -31,7 +31,7 @@ from agentform.settings import connection_inputs
 from agentform_runtime.specs import AgentSpec, Manifest, ModelSpec, WorkloadKind, digest_of
 
 if TYPE_CHECKING:
-    from agentform.platform import LocalPlatform
+    from agentform.platforms import Platform
 
 CodeInput = str | os.PathLike[str] | pulumi.asset.FileArchive
 
@@ -106,12 +106,12 @@ class WorkloadProvider(AgentformProvider):
                 failures.append(CheckFailure("code", f"{self._label(news)}: code: {exc}"))
         return CheckResult(inputs, failures)
 
-    def apply(self, platform: LocalPlatform, inputs: dict[str, Any]) -> dict[str, Any]:
+    def apply(self, platform: Platform, inputs: dict[str, Any]) -> dict[str, Any]:
         if inputs.get("release"):
-            if platform.get(f"/v1/artifacts/{inputs['artifact']}") is None:
+            if not platform.has_artifact(inputs["artifact"]):
                 raise ProviderError(
                     f"{self._label(inputs)}: pinned artifact {inputs['artifact']} is not on "
-                    f"this host; `agentform promote` copies it before it updates the stack"
+                    f"this platform; `agentform promote` copies it before it updates the stack"
                 )
             return {"kind": self.kind.value}
         digest = platform.upload_artifact(self.package(inputs))
@@ -121,10 +121,10 @@ class WorkloadProvider(AgentformProvider):
             )
         return {"kind": self.kind.value}
 
-    def fetch(self, platform: LocalPlatform, state: dict[str, Any]) -> dict[str, Any] | None:
-        return {} if platform.get(f"/v1/artifacts/{state['artifact']}") is not None else None
+    def fetch(self, platform: Platform, state: dict[str, Any]) -> dict[str, Any] | None:
+        return {} if platform.has_artifact(state["artifact"]) else None
 
-    def remove(self, platform: LocalPlatform, state: dict[str, Any]) -> None:
+    def remove(self, platform: Platform, state: dict[str, Any]) -> None:
         """Artifacts are content-addressed and kept for the versions that may roll back to them."""
 
 

@@ -1,0 +1,110 @@
+"""One IAM role per deployment: what its function may do, enforced by AWS itself.
+
+- `lambda:InvokeFunction` on exactly the `live` aliases its version declares (none: no such
+  statement);
+- `secretsmanager:GetSecretValue` on its own connection's secret (model deployments only) and
+  on its environment's hop-key secret;
+- its environment's DynamoDB table, and its own CloudWatch log group."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from agentform.platforms.aws.session import AwsSession, is_missing
+
+POLICY_NAME = "agentform"
+_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+def role_policy(
+    *,
+    targets: list[str],
+    table_arn: str,
+    hop_key_arn: str,
+    connection_arn: str | None,
+    log_group_arn: str,
+) -> dict[str, Any]:
+    statements: list[dict[str, Any]] = []
+    if targets:
+        statements.append(
+            {
+                "Sid": "DeclaredTargets",
+                "Effect": "Allow",
+                "Action": "lambda:InvokeFunction",
+                "Resource": sorted(targets),
+            }
+        )
+    secrets = [hop_key_arn] + ([connection_arn] if connection_arn else [])
+    statements += [
+        {
+            "Sid": "Secrets",
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": secrets,
+        },
+        {
+            "Sid": "Records",
+            "Effect": "Allow",
+            "Action": [
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                # TransactWriteItems is authorised per item: its condition checks need this.
+                "dynamodb:ConditionCheckItem",
+                "dynamodb:Query",
+            ],
+            "Resource": [table_arn],
+        },
+        {
+            "Sid": "Logs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [log_group_arn, f"{log_group_arn}:*"],
+        },
+    ]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def put_role(
+    aws: AwsSession, name: str, policy: dict[str, Any], tags: dict[str, str]
+) -> tuple[str, bool]:
+    """Create or update the role and its inline policy; return (ARN, whether it is new)."""
+    iam = aws.client("iam")
+    created = False
+    try:
+        arn = str(iam.get_role(RoleName=name)["Role"]["Arn"])
+    except iam.exceptions.NoSuchEntityException:
+        arn = str(
+            iam.create_role(
+                RoleName=name,
+                AssumeRolePolicyDocument=json.dumps(_TRUST),
+                Description="Agentform deployment role",
+                Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+            )["Role"]["Arn"]
+        )
+        created = True
+    iam.put_role_policy(RoleName=name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy))
+    return arn, created
+
+
+def delete_role(aws: AwsSession, name: str) -> None:
+    from botocore.exceptions import ClientError
+
+    iam = aws.client("iam")
+    try:
+        for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+            iam.delete_role_policy(RoleName=name, PolicyName=policy)
+        iam.delete_role(RoleName=name)
+    except ClientError as exc:
+        if not is_missing(exc):
+            raise
