@@ -2,7 +2,8 @@
 # Set up everything Agentform needs on a fresh machine, idempotently:
 #   - a Python 3.11 virtualenv in .venv with the pinned dependencies (reinstalled only when
 #     pyproject.toml or constraints.txt change),
-#   - the Pulumi engine at the pinned version (scripts/setup-engine.sh; cached by version).
+#   - the Pulumi engine at the pinned version (scripts/setup-engine.sh; cached by version),
+#   - AWS's Lambda runtime emulator for the AWS tests (scripts/setup-rie.sh; cached by version).
 #
 #   bash scripts/setup.sh     set up only
 #   source scripts/setup.sh   set up, then, in this shell, put .venv/bin and the engine on PATH
@@ -64,6 +65,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 engine="$(bash "$repo/scripts/setup-engine.sh")"
+bash "$repo/scripts/setup-rie.sh" >/dev/null
 if [ "${1:-}" = --print-engine-dir ]; then
   echo "$engine"
 else
