@@ -138,6 +138,8 @@ class LambdaRouter:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
         self.moto.start()
         self.moto_port = int(self.moto.get_host_and_port()[1])
+        # moto's backends are per process, not per server: start from an empty account.
+        self._forward("POST", "/moto-api/reset", {}, b"")
         router = self
 
         class Handler(BaseHTTPRequestHandler):
