@@ -131,6 +131,7 @@ class LambdaRouter:
         self._all: list[Emulator] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
+        self._clients: dict[str, Any] = {}
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -180,6 +181,18 @@ class LambdaRouter:
             self._server.server_close()
         self.moto.stop()
 
+    def retire_idle(self) -> int:
+        """Stop every idle emulator (as Lambda reclaims idle environments): the next
+        invocation of each version is a cold start. Returns how many were stopped."""
+        with self._lock:
+            idle = [e for emulators in self._idle.values() for e in emulators]
+            self._idle = {}
+            self._all = [e for e in self._all if e not in idle]
+        for emulator in idle:
+            _stop(emulator.process)
+            shutil.rmtree(emulator.directory, ignore_errors=True)
+        return len(idle)
+
     def client(self, service: str) -> Any:
         """An admin client (the test's own credentials) through the router."""
         return boto3.client(
@@ -191,13 +204,20 @@ class LambdaRouter:
         )
 
     def _moto_client(self, service: str) -> Any:
-        return boto3.client(
+        """moto directly (one client per service: creating one costs more than a call)."""
+        with self._lock:
+            cached = self._clients.get(service)
+        if cached is not None:
+            return cached
+        client = boto3.client(
             service,
             region_name=REGION,
             endpoint_url=f"http://127.0.0.1:{self.moto_port}",
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
+        with self._lock:
+            return self._clients.setdefault(service, client)
 
     # --- requests --------------------------------------------------------------------------
 
