@@ -39,6 +39,7 @@ def stand_in_repo(tmp_path: Path, with_venv: bool = True) -> Path:
     (repo / "scripts").mkdir(parents=True)
     shutil.copy(REPO / "scripts" / "setup.sh", repo / "scripts" / "setup.sh")
     (repo / "scripts" / "setup-engine.sh").write_text("echo /stand-in/engine/bin\n")
+    (repo / "scripts" / "setup-rie.sh").write_text("echo /stand-in/aws-lambda-rie\n")
     (repo / "pyproject.toml").write_text("[project]\n")
     (repo / "constraints.txt").write_text("")
     if with_venv:
