@@ -56,3 +56,9 @@ def secret_json(arn: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"secret {arn} does not hold a JSON object")
     return value
+
+
+def forget_secrets() -> None:
+    """Drop the secrets read so far (the next read asks Secrets Manager again)."""
+    with _lock:
+        _secrets.clear()
