@@ -261,3 +261,28 @@ def test_a_token_budget_exhausts_and_refuses(
     assert [(r["status"], r["error_class"]) for r in records] == [
         ("refused", "TokenBudgetExceeded")
     ]
+
+
+def test_a_handoff_cycle_is_refused(platform: Platform, model_server: ScriptedModelServer) -> None:
+    platform.model(model_server)
+    platform.agent("ping", agents=("pong",))
+    platform.agent("pong", agents=("ping",))
+    model_server.load(
+        [
+            {"tool_calls": [{"name": "transfer_to_pong", "arguments": {}}]},
+            {"tool_calls": [{"name": "transfer_to_ping", "arguments": {}}]},
+        ]
+    )
+    response = platform.ask("ping", platform.api_key(), "loop forever")
+    assert response.status_code == 508, response.text
+    assert response.json()["error"]["code"] == "LoopDetected"
+    records = platform.trace(response.headers["x-agentform-trace-id"])
+    refused = [r for r in records if r["status"] == "refused"]
+    assert [(r["name"], r["error_class"]) for r in refused] == [("ping", "LoopDetected")]
+    assert tree(records) == [
+        "agents/ping",
+        "agents/ping > agents/pong",
+        "agents/ping > agents/pong > agents/ping",
+        "agents/ping > agents/pong > models/chat",
+        "agents/ping > models/chat",
+    ]

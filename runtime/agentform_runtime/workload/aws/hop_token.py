@@ -57,7 +57,8 @@ def sign(claims: HopClaims, target: DeploymentKey, expires: float) -> str:
         "trace": claims.trace_id,
         "chain": [list(key) for key in claims.chain],
         "iat": int(now),
-        "exp": int(min(expires, now + _MAX_LIFETIME_S)) + 1,
+        # Valid while the caller may still wait for the answer, never beyond Lambda's limit.
+        "exp": int(min(expires, now + _MAX_LIFETIME_S) if expires > now else now + 1) + 1,
     }
     return jwt.encode(payload, _key(), algorithm="HS256")
 
