@@ -119,25 +119,14 @@ class AwsEnvironment:
         )
         return arn
 
-    def deploy(
+    def _variables(
         self,
-        manifest: Manifest,
+        key: DeploymentKey,
+        declared: dict[str, str],
         artifact: bytes,
-        *,
-        connection_arn: str | None = None,
-        policies: list[dict[str, Any]] | None = None,
-    ) -> str:
-        """Deploy `artifact`; return the function's name."""
-        key = DeploymentKey(self.environment, manifest.kind.value, manifest.name)
-        declared = {
-            f"{kind}/{name}": alias_arn(DeploymentKey(self.environment, kind, name))
-            for kind, names in (
-                ("models", manifest.models),
-                ("functions", manifest.functions),
-                ("agents", manifest.agents),
-            )
-            for name in names
-        }
+        connection_arn: str | None,
+        policies: list[dict[str, Any]] | None,
+    ) -> dict[str, str]:
         spec = DeploymentSpec(artifact=digest_of(artifact))
         variables = {
             contract.PLATFORM_VAR: "aws",
@@ -157,6 +146,47 @@ class AwsEnvironment:
             variables[contract.CONNECTION_SECRET_VAR] = connection_arn
         if key.kind == "agents" and self.auth:
             variables[contract.AUTH_VAR] = json.dumps(self.auth)
+        return variables
+
+    def update(self, manifest: Manifest, artifact: bytes) -> str:
+        """Blue-green, as on Lambda: new code and variables, a published version, then the
+        `live` alias moves to it in one step. Returns the new version."""
+        key = DeploymentKey(self.environment, manifest.kind.value, manifest.name)
+        name = contract.function_name(key)
+        current = self.lam.get_function_configuration(FunctionName=name)
+        variables = dict(current["Environment"]["Variables"])
+        variables["AGENTFORM_VERSION"] = version_of(DeploymentSpec(artifact=digest_of(artifact)))
+        self.lam.update_function_code(FunctionName=name, ZipFile=artifact)
+        self.lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+        self.lam.update_function_configuration(
+            FunctionName=name, Environment={"Variables": variables}
+        )
+        self.lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+        version = str(self.lam.publish_version(FunctionName=name)["Version"])
+        self.lam.update_alias(FunctionName=name, Name=contract.LIVE_ALIAS, FunctionVersion=version)
+        return version
+
+    def deploy(
+        self,
+        manifest: Manifest,
+        artifact: bytes,
+        *,
+        connection_arn: str | None = None,
+        policies: list[dict[str, Any]] | None = None,
+    ) -> str:
+        """Deploy `artifact`; return the function's name."""
+        key = DeploymentKey(self.environment, manifest.kind.value, manifest.name)
+        declared = {
+            f"{kind}/{name}": alias_arn(DeploymentKey(self.environment, kind, name))
+            for kind, names in (
+                ("models", manifest.models),
+                ("functions", manifest.functions),
+                ("agents", manifest.agents),
+            )
+            for name in names
+        }
+        variables = self._variables(key, declared, artifact, connection_arn, policies)
+        spec = DeploymentSpec(artifact=digest_of(artifact))
         name = contract.function_name(key)
         function = self.lam.create_function(
             FunctionName=name,

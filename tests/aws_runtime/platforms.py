@@ -47,6 +47,10 @@ class Platform:
     def function(self, name: str, source: str) -> None:
         raise NotImplementedError
 
+    def update_function(self, name: str, source: str) -> None:
+        """Deploy new code for an existing function, blue-green."""
+        raise NotImplementedError
+
     def agent(
         self,
         name: str,
@@ -96,6 +100,9 @@ class LocalPlatform(Platform):
 
     def function(self, name: str, source: str) -> None:
         deploy(self.admin, function_artifact(self.workdir, name, source), name).raise_for_status()
+
+    def update_function(self, name: str, source: str) -> None:
+        self.function(name, source)
 
     def agent(
         self,
@@ -168,6 +175,10 @@ class AwsPlatform(Platform):
     def function(self, name: str, source: str) -> None:
         manifest = Manifest(kind=WorkloadKind.FUNCTIONS, name=name, entrypoint="tool:main")
         self.env.deploy(manifest, function_artifact(self.workdir, name, source))
+
+    def update_function(self, name: str, source: str) -> None:
+        manifest = Manifest(kind=WorkloadKind.FUNCTIONS, name=name, entrypoint="tool:main")
+        self.env.update(manifest, function_artifact(self.workdir, name, source))
 
     def agent(
         self,

@@ -4,10 +4,12 @@ emulator running the exact zips), with the same answers, refusals and lineage.""
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 from agentform.scripted_model import ScriptedModelServer
 from tests.aws_runtime.platforms import AwsPlatform, LocalPlatform, Platform, jwt_for
+from tests.support.polling import wait_until
 
 INVOICE_TOTAL = """
 def main(invoice: str, lines: list[int]) -> dict:
@@ -286,3 +288,40 @@ def test_a_handoff_cycle_is_refused(platform: Platform, model_server: ScriptedMo
         "agents/ping > agents/pong > models/chat",
         "agents/ping > models/chat",
     ]
+
+
+GREET = """
+def main() -> dict:
+    return {"release": "%s"}
+"""
+
+
+def test_a_blue_green_update_under_a_stream_of_requests_loses_none(platform: Platform) -> None:
+    platform.function("greet", GREET % "blue")
+    key = platform.api_key()
+    answers: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def stream() -> None:
+        while not stop.is_set():
+            response = platform.post("functions", "greet", key, {})
+            release = response.json().get("release", "") if response.status_code == 200 else ""
+            answers.append((response.status_code, release or response.text))
+
+    streamer = threading.Thread(target=stream)
+    streamer.start()
+    try:
+        wait_until(lambda: len(answers) >= 3, timeout=120)
+        platform.update_function("greet", GREET % "green")
+        wait_until(
+            lambda: ("green" in {a for _, a in answers[-3:]}) and answers[-1][1], timeout=120
+        )
+        seen = len(answers)
+        wait_until(lambda: len(answers) >= seen + 3, timeout=120)
+    finally:
+        stop.set()
+        streamer.join(timeout=120)
+    assert {status for status, _ in answers} == {200}, answers
+    releases = [release for _, release in answers]
+    first_green = releases.index("green")
+    assert set(releases[:first_green]) == {"blue"} and set(releases[first_green:]) == {"green"}
