@@ -4,6 +4,7 @@
 #     pyproject.toml or constraints.txt change),
 #   - the Pulumi engine at the pinned version (scripts/setup-engine.sh; cached by version),
 #   - PostgreSQL's server from Debian's packages, for the tests (scripts/setup-postgres.sh).
+#   - AWS's Lambda runtime emulator for the AWS tests (scripts/setup-rie.sh; cached by version).
 #
 #   bash scripts/setup.sh     set up only
 #   source scripts/setup.sh   set up, then, in this shell, put .venv/bin and the engine on PATH
@@ -67,6 +68,7 @@ fi
 # PostgreSQL's server, for the tests of function connections (Debian package; idempotent).
 bash "$repo/scripts/setup-postgres.sh" >/dev/null
 engine="$(bash "$repo/scripts/setup-engine.sh")"
+bash "$repo/scripts/setup-rie.sh" >/dev/null
 if [ "${1:-}" = --print-engine-dir ]; then
   echo "$engine"
 else

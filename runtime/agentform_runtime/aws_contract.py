@@ -14,6 +14,23 @@ Per environment the deployer creates:
 - optionally the end-user JWT settings, in `AUTH_VAR` of each agent function.
 
 Per deployment: a function `function_name(...)`, an alias `LIVE_ALIAS`, one IAM role.
+
+What the workload expects of them (`agentform_runtime.workload.aws`; added with it):
+- the function's handler is the manifest's (`agentform_runtime.workload.handler.handle`), its
+  function URL (auth type NONE: the handler authenticates) on the `live` alias;
+- `CONNECTION_SECRET_VAR`'s secret holds the connection as JSON:
+  `{"provider": ..., "config": {...}, "secrets": {...}}` (a `ConnectionSpec`);
+- `AUTH_VAR` is set on every function end users reach with JWTs (API keys need nothing);
+  `jwt_secret_arn` names a secret whose string is the HS256 secret;
+- an environment API key is the item `workload.aws.identity.api_key_item(...)` in the table
+  (only its SHA-256 is stored; `put_api_key` writes one);
+- the role allows `lambda:InvokeFunction` on exactly the alias ARNs of `TARGETS_VAR` (an
+  undeclared call is refused by IAM and reported as `NotDeclared`), `dynamodb:GetItem`,
+  `PutItem` and `UpdateItem` on the table (lineage, budgets, API keys; writes go through
+  `TransactWriteItems`), and `secretsmanager:GetSecretValue` on the hop key, the JWT secret
+  and its connection's secret;
+- lineage records are read back with `workload.aws.lineage.trace(table, id)` (for
+  `agentform traces` and `status` against `aws`; `dynamodb:Query` for the reader).
 """
 
 from __future__ import annotations

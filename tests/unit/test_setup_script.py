@@ -40,6 +40,7 @@ def stand_in_repo(tmp_path: Path, with_venv: bool = True) -> Path:
     shutil.copy(REPO / "scripts" / "setup.sh", repo / "scripts" / "setup.sh")
     (repo / "scripts" / "setup-engine.sh").write_text("echo /stand-in/engine/bin\n")
     (repo / "scripts" / "setup-postgres.sh").write_text("echo /stand-in/postgres/bin\n")
+    (repo / "scripts" / "setup-rie.sh").write_text("echo /stand-in/aws-lambda-rie\n")
     (repo / "pyproject.toml").write_text("[project]\n")
     (repo / "constraints.txt").write_text("")
     if with_venv:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agentform_runtime.aws_contract import CONNECTION_SECRET_VAR, PLATFORM_VAR
 from agentform_runtime.errors import AgentformError
 from agentform_runtime.specs import HEALTH_PATH, MANIFEST_FILE, Manifest, WorkloadKind
 from agentform_runtime.workload import models, responses
@@ -32,6 +33,19 @@ def _load_manifest() -> Manifest:
 
 
 MANIFEST = _load_manifest()
+# On Lambda there is no host: the invocation authenticates, records and hops by itself.
+ON_AWS = os.environ.get(PLATFORM_VAR, "local") == "aws"
+if ON_AWS:
+    from agentform_runtime.workload.aws import clients as aws_clients
+    from agentform_runtime.workload.aws import entry as aws_entry
+
+
+def _connection() -> models.Connection:
+    """The model API's credentials: from the host, or from the connection's secret on AWS."""
+    arn = os.environ.get(CONNECTION_SECRET_VAR, "")
+    if ON_AWS and arn:
+        return models.Connection(**aws_clients.secret_json(arn))
+    return models.connection_from_environment()
 
 
 def _entrypoint() -> Callable[..., Any]:
@@ -52,9 +66,7 @@ if MANIFEST.kind is WorkloadKind.FUNCTIONS:
     _schema = MANIFEST.spec.get("parameters")
     FUNCTION = Function(_entrypoint(), _schema if isinstance(_schema, dict) else None)
 elif MANIFEST.kind is WorkloadKind.MODELS:
-    GATEWAY = models.ModelGateway(
-        models.ModelSpec.model_validate(MANIFEST.spec), models.connection_from_environment()
-    )
+    GATEWAY = models.ModelGateway(models.ModelSpec.model_validate(MANIFEST.spec), _connection())
 elif MANIFEST.entrypoint:
     CUSTOM_AGENT = _entrypoint()
 else:
@@ -103,8 +115,7 @@ def _agent_response(result: AgentResult, context: Context) -> dict[str, Any]:
     )
 
 
-def _serve_agent(body: Any, context: Context, deadline: float) -> dict[str, Any]:
-    host = HostClient(context, deadline)
+def _serve_agent(body: Any, context: Context, host: HostClient) -> dict[str, Any]:
     model = MANIFEST.models[0] if MANIFEST.models else ""
     try:
         if CUSTOM_AGENT is not None:
@@ -127,23 +138,32 @@ def _serve_agent(body: Any, context: Context, deadline: float) -> dict[str, Any]
         return responses.error(500, "AgentRaised", str(exc), type=type(exc).__name__)
 
 
-def handle(event: dict[str, Any], lambda_context: Any) -> dict[str, Any]:
-    """Serve one function-URL (payload 2.0) event."""
-    path = event.get("rawPath", "/")
-    if path == HEALTH_PATH:
-        return responses.ok({"status": "ok", "kind": MANIFEST.kind.value, "name": MANIFEST.name})
-    try:
-        body = _body(event)
-    except ValueError as exc:
-        return responses.error(400, "MalformedJson", f"the request body is not valid JSON: {exc}")
-    remaining_ms = (
-        lambda_context.get_remaining_time_in_millis() if lambda_context is not None else 900_000
-    )
-    deadline = time.time() + remaining_ms / 1000
-    with serving(Context.from_event(event)) as context:
+def _respond(path: str) -> Callable[[Any, Context, HostClient], dict[str, Any]]:
+    def respond(body: Any, context: Context, host: HostClient) -> dict[str, Any]:
         if MANIFEST.kind is WorkloadKind.FUNCTIONS:
             return _serve_function(path, body, context)
         if MANIFEST.kind is WorkloadKind.MODELS:
             assert GATEWAY is not None
             return models.serve(GATEWAY, path, body)
-        return _serve_agent(body, context, deadline)
+        return _serve_agent(body, context, host)
+
+    return respond
+
+
+def handle(event: dict[str, Any], lambda_context: Any) -> dict[str, Any]:
+    """Serve one function-URL (payload 2.0) event."""
+    path = event.get("rawPath", "/")
+    if path == HEALTH_PATH:
+        return responses.ok({"status": "ok", "kind": MANIFEST.kind.value, "name": MANIFEST.name})
+    remaining_ms = (
+        lambda_context.get_remaining_time_in_millis() if lambda_context is not None else 900_000
+    )
+    deadline = time.time() + remaining_ms / 1000
+    if ON_AWS:
+        return aws_entry.serve(event, lambda_context, deadline, _body, _respond(path))
+    try:
+        body = _body(event)
+    except ValueError as exc:
+        return responses.error(400, "MalformedJson", f"the request body is not valid JSON: {exc}")
+    with serving(Context.from_event(event)) as context:
+        return _respond(path)(body, context, HostClient(context, deadline))

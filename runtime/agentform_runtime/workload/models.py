@@ -17,7 +17,7 @@ from agentform_runtime.errors import AgentformError
 from agentform_runtime.redaction import redact
 from agentform_runtime.specs import ModelSpec as ModelSpec  # re-exported for the handler
 from agentform_runtime.workload import anthropic, responses
-from agentform_runtime.workload.context import Connection
+from agentform_runtime.workload.context import Connection as Connection  # for the handler
 from agentform_runtime.workload.host_client import usage_of
 
 DEFAULT_BASE_URLS = {

@@ -1,0 +1,136 @@
+"""End users on Lambda, verified in the handler with the local host's rules and answers.
+
+`Authorization: Bearer <token>` holds an environment API key (`afk_...`, found by its
+SHA-256 in the environment's DynamoDB table) or a JWT whose `sub` names the end user, checked
+with the HS256 secret or the JWKS URL of `AGENTFORM_AUTH`. A JWT may restrict itself to
+environments with an `environments` claim (403 elsewhere)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from typing import Any
+
+import jwt
+from jwt.types import Options
+
+from agentform_runtime.aws_contract import AUTH_VAR
+from agentform_runtime.errors import AgentformError
+from agentform_runtime.workload.aws import clients
+
+API_KEY_PREFIX = "afk_"
+_JWKS_CACHE_S = 300
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def api_key_item(key_id: str, key_hash: str, environment: str) -> dict[str, Any]:
+    """The table item of an API key (the deployer or CLI writes it; only the hash is kept)."""
+    return {
+        "pk": {"S": f"apikey#{key_hash}"},
+        "sk": {"S": "apikey"},
+        "key_id": {"S": key_id},
+        "environment": {"S": environment},
+    }
+
+
+def put_api_key(table: str, key_id: str, key: str, environment: str) -> None:
+    clients.client("dynamodb").put_item(
+        TableName=table, Item=api_key_item(key_id, hash_key(key), environment)
+    )
+
+
+def _bearer(headers: dict[str, str]) -> str | None:
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _auth_settings() -> dict[str, str]:
+    raw = os.environ.get(AUTH_VAR, "")
+    settings = json.loads(raw) if raw else {}
+    return {k: str(v) for k, v in settings.items() if v}
+
+
+@functools.cache
+def _jwks_client(url: str) -> jwt.PyJWKClient:
+    return jwt.PyJWKClient(url, cache_jwk_set=True, lifespan=_JWKS_CACHE_S)
+
+
+def _verify_jwt(token: str, settings: dict[str, str]) -> dict[str, Any]:
+    options: Options = {"require": ["sub"]}
+    secret_arn, jwks_url = settings.get("jwt_secret_arn"), settings.get("jwks_url")
+    if secret_arn:
+        try:
+            return dict(
+                jwt.decode(token, clients.secret(secret_arn), algorithms=["HS256"], options=options)
+            )
+        except jwt.InvalidTokenError:
+            if not jwks_url:
+                raise
+    if not jwks_url:
+        raise jwt.InvalidTokenError("JWTs are not configured")
+    try:
+        signing_key = _jwks_client(jwks_url).get_signing_key_from_jwt(token)
+    except jwt.PyJWKClientError as exc:
+        raise jwt.InvalidTokenError(str(exc)) from None
+    algorithm = signing_key.algorithm_name
+    return dict(jwt.decode(token, signing_key.key, algorithms=[algorithm], options=options))
+
+
+def _api_key(token: str, table: str, environment: str) -> str:
+    item = (
+        clients.client("dynamodb")
+        .get_item(
+            TableName=table,
+            Key={"pk": {"S": f"apikey#{hash_key(token)}"}, "sk": {"S": "apikey"}},
+            ConsistentRead=True,
+        )
+        .get("Item")
+    )
+    if item is None:
+        raise AgentformError(401, "Unauthorized", "the API key is not valid or was revoked")
+    key_environment = item["environment"]["S"]
+    if key_environment != environment:
+        raise AgentformError(
+            403,
+            "Forbidden",
+            f"this API key belongs to environment '{key_environment}', not '{environment}'",
+        )
+    return f"api-key:{item['key_id']['S']}"
+
+
+def end_user(headers: dict[str, str], environment: str) -> str:
+    """The end user (`sub`) a function-URL request acts for; AgentformError 401/403 otherwise."""
+    token = _bearer(headers)
+    if token is None:
+        raise AgentformError(
+            401,
+            "Unauthorized",
+            "send an environment API key or a JWT as 'Authorization: Bearer <token>'",
+        )
+    if token.startswith(API_KEY_PREFIX):
+        return _api_key(token, clients.table(), environment)
+    settings = _auth_settings()
+    if not settings:
+        raise AgentformError(
+            401, "Unauthorized", "the token is not an API key and JWTs are not configured"
+        )
+    try:
+        claims = _verify_jwt(token, settings)
+    except jwt.InvalidTokenError as exc:
+        raise AgentformError(401, "Unauthorized", f"the JWT is not valid: {exc}") from None
+    allowed = claims.get("environments")
+    if allowed is not None:
+        if not isinstance(allowed, list) or not all(isinstance(e, str) for e in allowed):
+            raise AgentformError(
+                401, "Unauthorized", "the JWT's environments claim must be a list of names"
+            )
+        if environment not in allowed:
+            raise AgentformError(
+                403, "Forbidden", f"the JWT does not grant environment '{environment}'"
+            )
+    return str(claims["sub"])

@@ -1,0 +1,214 @@
+"""One interface over the two platforms, so the acceptance cases run unchanged on both:
+`local` (the real local host) and `aws` (moto + the test-only Lambda router + aws-lambda-rie).
+"""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+
+from agentform.packaging import build_artifact
+from agentform.scripted_model import ScriptedModelServer
+from agentform_runtime.aws_contract import function_name, table_name
+from agentform_runtime.specs import DeploymentKey, Manifest, WorkloadKind
+from agentform_runtime.workload.aws import lineage
+from tests.aws_runtime.deployer import AwsEnvironment
+from tests.aws_runtime.router import LambdaRouter
+from tests.support.agents import deploy_agent, deploy_model
+from tests.support.hosts import RunningHost
+from tests.support.workloads import deploy, function_artifact, setup_environment
+
+ENV = "development"
+JWT_SECRET = "a-test-jwt-secret-of-32-bytes-or-more"
+
+
+def jwt_for(sub: str, secret: str = JWT_SECRET, **claims: Any) -> str:
+    return jwt.encode({"sub": sub, "exp": int(time.time()) + 600, **claims}, secret, "HS256")
+
+
+def _code(workdir: Path, name: str, source: str) -> Path:
+    code = workdir / f"code-{name}"
+    code.mkdir(parents=True, exist_ok=True)
+    (code / f"{name.replace('-', '_')}.py").write_text(textwrap.dedent(source))
+    return code
+
+
+class Platform:
+    name = ""
+
+    def model(self, server: ScriptedModelServer, name: str = "chat") -> None:
+        raise NotImplementedError
+
+    def function(self, name: str, source: str) -> None:
+        raise NotImplementedError
+
+    def update_function(self, name: str, source: str) -> None:
+        """Deploy new code for an existing function, blue-green."""
+        raise NotImplementedError
+
+    def agent(
+        self,
+        name: str,
+        *,
+        functions: tuple[str, ...] = (),
+        agents: tuple[str, ...] = (),
+        code: str | None = None,
+        policies: list[dict[str, Any]] | None = None,
+        **spec: Any,
+    ) -> None:
+        raise NotImplementedError
+
+    def api_key(self) -> str:
+        raise NotImplementedError
+
+    def url(self, kind: str, name: str) -> str:
+        raise NotImplementedError
+
+    def post(
+        self, kind: str, name: str, token: str, body: Any, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        return httpx.post(
+            self.url(kind, name),
+            json=body,
+            headers={**({"authorization": f"Bearer {token}"} if token else {}), **(headers or {})},
+            timeout=120,
+        )
+
+    def trace(self, trace_or_request_id: str) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def ask(self, agent: str, token: str, inputs: Any) -> httpx.Response:
+        return self.post("agents", agent, token, {"inputs": inputs})
+
+
+class LocalPlatform(Platform):
+    name = "local"
+
+    def __init__(self, host: RunningHost, workdir: Path) -> None:
+        self.host = host
+        self.workdir = workdir
+        self.admin = host.admin()
+        self._key = setup_environment(self.admin, ENV)
+
+    def model(self, server: ScriptedModelServer, name: str = "chat") -> None:
+        deploy_model(self.admin, server, name, env=ENV).raise_for_status()
+
+    def function(self, name: str, source: str) -> None:
+        deploy(self.admin, function_artifact(self.workdir, name, source), name).raise_for_status()
+
+    def update_function(self, name: str, source: str) -> None:
+        self.function(name, source)
+
+    def agent(
+        self,
+        name: str,
+        *,
+        functions: tuple[str, ...] = (),
+        agents: tuple[str, ...] = (),
+        code: str | None = None,
+        policies: list[dict[str, Any]] | None = None,
+        **spec: Any,
+    ) -> None:
+        settings: dict[str, Any] = {}
+        if policies:
+            names = []
+            for index, policy in enumerate(policies):
+                policy_name = f"{name}-policy-{index}"
+                self.admin.put(f"/v1/policies/{policy_name}", json=policy).raise_for_status()
+                names.append(policy_name)
+            settings["policies"] = names
+        deploy_agent(
+            self.admin,
+            name,
+            functions=functions,
+            agents=agents,
+            code=_code(self.workdir, name, code) if code else None,
+            entrypoint=f"{name.replace('-', '_')}:run" if code else None,
+            settings=settings,
+            **spec,
+        ).raise_for_status()
+
+    def api_key(self) -> str:
+        return self._key
+
+    def url(self, kind: str, name: str) -> str:
+        return f"{self.host.url}/run/{ENV}/{kind}/{name}"
+
+    def trace(self, trace_or_request_id: str) -> list[dict[str, Any]]:
+        response = self.admin.get(f"/v1/traces/{trace_or_request_id}")
+        response.raise_for_status()
+        return list(response.json()["executions"])
+
+
+class AwsPlatform(Platform):
+    name = "aws"
+
+    def __init__(self, router: LambdaRouter, workdir: Path) -> None:
+        self.router = router
+        self.workdir = workdir
+        self.env = AwsEnvironment(router, ENV)
+        self.env.use_jwt_secret(JWT_SECRET)
+        self._key = self.env.api_key()
+
+    def model(self, server: ScriptedModelServer, name: str = "chat") -> None:
+        connection = self.env.connection(
+            f"{name}-key",
+            {"provider": "openai-compatible", "config": {}, "secrets": {"api_key": "sk-test-123"}},
+        )
+        manifest = Manifest(
+            kind=WorkloadKind.MODELS,
+            name=name,
+            spec={
+                "provider": "openai-compatible",
+                "model": "scripted-1",
+                "base_url": f"{server.url}/v1",
+                "backoff_s": 0.01,
+            },
+        )
+        self.env.deploy(manifest, build_artifact(manifest), connection_arn=connection)
+
+    def function(self, name: str, source: str) -> None:
+        manifest = Manifest(kind=WorkloadKind.FUNCTIONS, name=name, entrypoint="tool:main")
+        self.env.deploy(manifest, function_artifact(self.workdir, name, source))
+
+    def update_function(self, name: str, source: str) -> None:
+        manifest = Manifest(kind=WorkloadKind.FUNCTIONS, name=name, entrypoint="tool:main")
+        self.env.update(manifest, function_artifact(self.workdir, name, source))
+
+    def agent(
+        self,
+        name: str,
+        *,
+        functions: tuple[str, ...] = (),
+        agents: tuple[str, ...] = (),
+        code: str | None = None,
+        policies: list[dict[str, Any]] | None = None,
+        **spec: Any,
+    ) -> None:
+        manifest = Manifest(
+            kind=WorkloadKind.AGENTS,
+            name=name,
+            models=["chat"],
+            functions=list(functions),
+            agents=list(agents),
+            entrypoint=f"{name.replace('-', '_')}:run" if code else None,
+            spec=spec,
+        )
+        artifact = build_artifact(manifest, _code(self.workdir, name, code) if code else None)
+        self.env.deploy(manifest, artifact, policies=policies)
+
+    def api_key(self) -> str:
+        return self._key
+
+    def url(self, kind: str, name: str) -> str:
+        """The function URL (served by the test-only router)."""
+        function = function_name(DeploymentKey(ENV, kind, name))
+        return f"{self.router.url}/lambda-url/{function}/"
+
+    def trace(self, trace_or_request_id: str) -> list[dict[str, Any]]:
+        return lineage.trace(table_name(ENV), trace_or_request_id, self.router.client("dynamodb"))

@@ -1,0 +1,119 @@
+"""What only exists on Lambda: end-user JWTs checked against a JWKS URL, and hop tokens that
+are valid only for the target they were signed for."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from agentform.scripted_model import ScriptedModelServer
+from agentform_runtime.specs import DeploymentKey
+from agentform_runtime.workload.aws import clients
+from agentform_runtime.workload.aws.hop_token import HopClaims, sign
+from tests.aws_runtime.platforms import AwsPlatform
+
+WHOAMI = """
+def run(inputs, ctx):
+    return {"identity": ctx.identity}
+"""
+
+
+@pytest.fixture
+def jwks() -> Iterator[tuple[str, Any]]:
+    """A JWKS URL on loopback serving one RSA public key; yields (url, private key)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    document = json.dumps({"keys": [{**public, "kid": "k1", "alg": "RS256", "use": "sig"}]})
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = document.encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json", key
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_end_user_jwts_from_a_jwks_url(
+    aws_platform: AwsPlatform, model_server: ScriptedModelServer, jwks: tuple[str, Any]
+) -> None:
+    url, key = jwks
+    aws_platform.env.auth = {"jwks_url": url}
+    aws_platform.model(model_server)
+    aws_platform.agent("whoami", code=WHOAMI)
+
+    def token(signing_key: Any, kid: str = "k1", **claims: Any) -> str:
+        payload = {"sub": "dana", "exp": int(time.time()) + 600, **claims}
+        return jwt.encode(payload, signing_key, "RS256", headers={"kid": kid})
+
+    good = aws_platform.ask("whoami", token(key), {})
+    assert good.status_code == 200, good.text
+    assert good.json()["output"] == json.dumps({"identity": "dana"})
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    assert aws_platform.ask("whoami", token(other), {}).status_code == 401
+    unknown_kid = aws_platform.ask("whoami", token(key, kid="k9"), {})
+    assert unknown_kid.status_code == 401 and unknown_kid.json()["error"]["code"] == "Unauthorized"
+    elsewhere = aws_platform.ask("whoami", token(key, environments=["production"]), {})
+    assert elsewhere.status_code == 403 and elsewhere.json()["error"]["code"] == "Forbidden"
+
+
+@pytest.fixture
+def fresh_clients() -> Iterator[None]:
+    """This process's boto3 clients and secrets, made anew for this test's router."""
+    clients.client.cache_clear()
+    clients.forget_secrets()
+    try:
+        yield
+    finally:
+        clients.client.cache_clear()
+        clients.forget_secrets()
+
+
+@pytest.mark.usefixtures("fresh_clients")
+def test_a_hop_token_is_valid_only_for_its_target(
+    aws_platform: AwsPlatform, model_server: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aws_platform.model(model_server)
+    aws_platform.agent("whoami", code=WHOAMI)
+    # Sign as the environment's functions do, with the real hop key, for another target.
+    monkeypatch.setenv("AGENTFORM_HOP_KEY_SECRET", aws_platform.env.hop_key_arn)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws_platform.router.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    caller = DeploymentKey("development", "agents", "triage")
+    claims = HopClaims(caller, "0" * 32, "1" * 32, "erin", (caller,))
+
+    def hop(target: DeploymentKey) -> httpx.Response:
+        token = sign(claims, target, time.time() + 60)
+        return aws_platform.post(
+            "agents", "whoami", "", {"inputs": {}}, {"x-agentform-hop-token": token}
+        )
+
+    misaddressed = hop(DeploymentKey("development", "agents", "billing"))
+    assert misaddressed.status_code == 401, misaddressed.text
+    assert "hop token is not valid" in misaddressed.json()["error"]["message"]
+    addressed = hop(DeploymentKey("development", "agents", "whoami"))
+    assert addressed.status_code == 200, addressed.text
+    assert addressed.json()["output"] == json.dumps({"identity": "erin"})
+    assert addressed.headers["x-agentform-trace-id"] == "1" * 32
