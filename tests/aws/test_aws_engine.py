@@ -234,7 +234,7 @@ def test_a_location_without_an_aws_region_fails_at_preview(
     project.config("tool_location", "nl")
     preview = project.preview(check=False)
     assert preview.returncode != 0
-    assert "Deployment 'development/functions/echo': policies:" in preview.output
+    assert "Deployment 'echo-dev': policies:" in preview.output
     assert "where AWS has no region" in preview.output
     assert moto.client("lambda").list_functions()["Functions"] == []
 
