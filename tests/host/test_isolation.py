@@ -345,3 +345,21 @@ def test_serve_refuses_to_start_when_the_kernel_refuses_the_sandbox(tmp_path: Pa
     assert "error: cannot sandbox workers:" in refused.stderr
     assert "--no-sandbox" in refused.stderr
     assert not (state / "host.url").exists()
+
+
+def test_a_clean_stop_leaves_no_cgroup_behind(tmp_path: Path) -> None:
+    from agentform_runtime.host.running.worker import Isolation
+    from agentform_runtime.host.sandbox import Cgroup
+
+    host = RunningHost(tmp_path / "state").start()
+    parent = Isolation.for_state_dir(host.state_dir).cgroup_parent
+    try:
+        admin = host.admin()
+        key = setup_environment(admin)
+        deploy(admin, function_artifact(tmp_path, "pid", PID_FUNCTION), "pid").raise_for_status()
+        assert host.client(key).post("/run/development/functions/pid", json={}).status_code == 200
+        group = Cgroup.at("probe-name", parent=parent)
+        assert any(d.parent.is_dir() for d in group.dirs)  # the worker's parent group exists
+    finally:
+        host.stop()
+    assert not any(d.parent.exists() for d in group.dirs)

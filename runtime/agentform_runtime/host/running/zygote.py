@@ -425,16 +425,18 @@ class _Forker:
         self.spare = _Spare(pid, group, write_end, tmp_mb)
 
     def close(self) -> None:
-        """Stop the spare and remove its cgroup (the host stops the workers itself)."""
+        """On a clean stop (the host stopped its workers first): stop the spare, then remove
+        every group under the parent and the parent itself, so nothing is left behind."""
         spare, self.spare = self.spare, None
-        if spare is None:
-            return
-        self._discard(spare)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(spare.pid, 0)
-        self.groups.pop(spare.pid, None)
-        with contextlib.suppress(OSError):
-            spare.group.remove()
+        if spare is not None:
+            self._discard(spare)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(spare.pid, 0)
+        if self.parent is not None:
+            try:
+                sandbox.Cgroup.sweep(self.parent, remove_parent=True)
+            except OSError as exc:
+                print(f"agentform zygote: cgroups under {self.parent}: {exc}", file=sys.stderr)
 
     def reap(self) -> None:
         while True:
