@@ -156,6 +156,54 @@ def test_a_worker_sees_no_other_process_no_state_dir_and_no_other_artifact(
     assert found["other_artifact"] is False
 
 
+# Reads its own memory (a fork of the zygote, as every worker) for what follows `prefix`.
+MEMORY_PROBE = """
+import re
+
+
+def main(prefix: str = "") -> dict:
+    found = set()
+    pattern = re.compile(re.escape(prefix.encode()) + rb"[0-9a-f]{32}")
+    with open("/proc/self/maps") as maps, open("/proc/self/mem", "rb", buffering=0) as mem:
+        for line in maps:
+            span, perms = line.split()[:2]
+            if not perms.startswith("r"):
+                continue
+            start, end = (int(x, 16) for x in span.split("-"))
+            try:
+                mem.seek(start)
+                data = mem.read(end - start)
+            except (OSError, OverflowError, ValueError):
+                continue
+            found.update(m.decode() for m in pattern.findall(data))
+    return {"found": sorted(found)}
+"""
+
+
+def test_a_worker_cannot_read_another_workers_secret_from_the_zygotes_memory(
+    host: RunningHost, tmp_path: Path
+) -> None:
+    admin = host.admin()
+    key = setup_environment(admin)
+    prefix = "zyg0te-leak-"
+    secret = prefix + uuid.uuid4().hex
+    admin.put(
+        "/v1/connections/db", json={"provider": "generic", "secrets": {"password": secret}}
+    ).raise_for_status()
+    holder = deploy(
+        admin, function_artifact(tmp_path, "holder", VICTIM), "holder", connections=["db"]
+    )
+    assert holder.status_code == 201, holder.text
+    # Forked after the holder's worker: it inherits whatever the zygote kept of that request.
+    deploy(admin, function_artifact(tmp_path, "probe", MEMORY_PROBE), "probe").raise_for_status()
+
+    found = host.client(key).post("/run/development/functions/probe", json={"prefix": prefix})
+    assert found.status_code == 200, found.text
+    assert secret not in found.json()["found"]
+    # The holder itself still gets its connection.
+    assert host.client(key).post("/run/development/functions/holder", json={}).status_code == 200
+
+
 CHILD_HOG = """
 import subprocess, sys
 

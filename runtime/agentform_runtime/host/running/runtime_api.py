@@ -29,6 +29,9 @@ from agentform_runtime.host.sandbox import peer_uid
 log = logging.getLogger("agentform.host")
 
 PREFIX = "/2018-06-01/runtime"
+# Ours, not Lambda's: a worker's secret variables, served once, to that worker only (its
+# listener is peer-checked). The zygote's copy of this path must match.
+SECRETS_PATH = f"{PREFIX}/agentform/secrets"
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's buffered payload limit, each way
 # The outcome of an invocation whose worker posted more than MAX_PAYLOAD_BYTES (Lambda's name).
 RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
@@ -69,6 +72,8 @@ class RuntimeClient(Protocol):
 
     def post_init_error(self, body: bytes, error_type: str) -> None: ...
 
+    def take_secrets(self) -> dict[str, str] | None: ...
+
 
 class RuntimeApi:
     """Serves the Runtime API on one loopback listener per worker."""
@@ -82,6 +87,7 @@ class RuntimeApi:
                 Route(f"{PREFIX}/invocation/{{rid}}/response", self._response, methods=["POST"]),
                 Route(f"{PREFIX}/invocation/{{rid}}/error", self._error, methods=["POST"]),
                 Route(f"{PREFIX}/init/error", self._init_error, methods=["POST"]),
+                Route(SECRETS_PATH, self._secrets, methods=["GET"]),
             ]
         )
         self._config = uvicorn.Config(
@@ -135,6 +141,13 @@ class RuntimeApi:
                 "Lambda-Runtime-Trace-Id": invocation.trace_header,
             },
         )
+
+    async def _secrets(self, request: Request) -> Response:
+        client = self._client(request)
+        secrets = None if client is None else client.take_secrets()
+        if secrets is None:
+            return _problem(410, "the worker's secrets were already handed over")
+        return JSONResponse(secrets)
 
     async def _post(self, request: Request, error_type: str | None) -> Response:
         client = self._client(request)

@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,9 @@ class WorkerSpec:
     timeout_s: int
     function_arn: str
     log_path: Path
+    # Variables holding secret values: served once to each worker by its own Runtime API
+    # (`SECRETS_PATH`), never sent to the zygote, whose memory every later worker inherits.
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,7 @@ class Zygote:
             "handler": spec.handler,
             "env": environment,
             "log": str(spec.log_path),
+            "fetch_secrets": bool(spec.secrets),
         }
         if self.isolation is not None and uid is not None:
             request["sandbox"] = {
@@ -277,6 +281,7 @@ class Worker:
         self.stopped = False
         self.out_of_memory = False  # set by `enforce_memory` before it stops the worker
         self.last_used = time.monotonic()
+        self._secrets_taken = False
 
     # --- RuntimeClient (called by the Runtime API routes) ----------------------------------
 
@@ -296,6 +301,14 @@ class Worker:
         current.outcome.set_result(outcome)
         self._current = None
         return True
+
+    def take_secrets(self) -> dict[str, str] | None:
+        """The worker's secret variables, once (the worker asks before its handler loads);
+        None after that."""
+        if self._secrets_taken:
+            return None
+        self._secrets_taken = True
+        return dict(self.spec.secrets)
 
     def post_init_error(self, body: bytes, error_type: str) -> None:
         if not self._ready.done():
