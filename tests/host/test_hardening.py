@@ -271,6 +271,47 @@ def test_unpacking_checks_declared_sizes_and_counts_the_bytes_it_writes(
     assert list(store.unpacked.iterdir()) == []  # no partial copy left behind
 
 
+def test_hostile_source_is_byte_compiled_in_a_bounded_child_not_in_the_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module whose compilation needs ~200 MB: over the child's (lowered) limit, it gets no
+    .pyc, and the unpack still succeeds; the host's own peak memory does not move."""
+    import resource
+
+    import agentform_runtime.host.state.artifacts as artifacts
+
+    monkeypatch.setattr(artifacts, "COMPILE_MEMORY_BYTES", 96 * MB, raising=False)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("hostile.py", "x = [" + "1," * 300_000 + "]\n")
+        archive.writestr("plain.py", "y = 1\n")
+    store = ArtifactStore(tmp_path)
+    digest = store.put(buffer.getvalue())
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    root = store.directory(digest)
+    assert (root / "hostile.py").exists()
+    compiled = {p.name.split(".")[0] for p in (root / "__pycache__").iterdir()}
+    assert compiled == {"plain"}  # the child compiled the plain module, and ran out on the other
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 64 * 1024
+
+
+def test_an_agentform_json_over_1_mb_is_refused_before_it_is_read(
+    host: RunningHost, tmp_path: Path
+) -> None:
+    admin = host.admin()
+    setup_environment(admin)
+    buffer = io.BytesIO()
+    manifest = {"handler": "tool.main", "padding": "x" * (2 * MB)}
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("agentform.json", json.dumps(manifest))
+        archive.writestr("tool.py", "def main():\n    return {}\n")
+    response = deploy(admin, buffer.getvalue(), "big")
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["field"] == "artifact"
+    assert "larger than the limit of 1048576 bytes" in error["message"], error
+
+
 def test_an_unpacked_copy_goes_with_the_last_version_that_uses_it(
     host: RunningHost, tmp_path: Path
 ) -> None:
