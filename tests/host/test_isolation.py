@@ -393,3 +393,54 @@ def test_serve_refuses_to_start_when_the_kernel_refuses_the_sandbox(tmp_path: Pa
     assert "error: cannot sandbox workers:" in refused.stderr
     assert "--no-sandbox" in refused.stderr
     assert not (state / "host.url").exists()
+
+
+def test_a_freed_worker_uid_is_handed_out_again_last() -> None:
+    from agentform_runtime.host.running.worker import Isolation, Zygote
+
+    zygote = Zygote(Isolation(cgroup_parent="unused", uids=range(100, 103), gid=99))
+    first = zygote.lease_uid()
+    zygote.release_uid(first)
+    # The next workers get the uids nobody had; the freed one comes back after them.
+    assert [zygote.lease_uid() for _ in range(3)] == [101, 102, first]
+
+
+class _SecretHolder:
+    """The worker side of one Runtime API listener, holding a secret."""
+
+    async def next_invocation(self) -> None:
+        return None
+
+    def post_outcome(self, request_id: str, outcome: object) -> bool:
+        return False
+
+    def post_init_error(self, body: bytes, error_type: str) -> None:
+        return None
+
+    def take_secrets(self) -> dict[str, str] | None:
+        return {"AGENTFORM_CONNECTIONS": "the-secret"}
+
+
+def test_a_runtime_api_connection_does_not_outlive_its_listener() -> None:
+    """A connection accepted while a worker lived is cut when its listener closes: it can
+    never reach the next listener given the same port (and maybe the same uid)."""
+    import asyncio
+
+    from agentform_runtime.host.running.runtime_api import SECRETS_PATH, RuntimeApi
+
+    request = f"GET {SECRETS_PATH} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+
+    async def attack() -> bytes:
+        api = RuntimeApi()
+        port = await api.listen(_SecretHolder())
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        assert b"the-secret" in await reader.readuntil(b"the-secret")
+        api.close(port)
+        with contextlib.suppress(ConnectionError):
+            writer.write(request)
+            await writer.drain()
+            return await asyncio.wait_for(reader.read(), 30)
+        return b""
+
+    assert asyncio.run(attack()) == b""

@@ -10,6 +10,7 @@ from that uid only.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import itertools
@@ -96,16 +97,20 @@ class Zygote:
         self._oom: set[int] = set()  # exited workers whose cgroup saw an OOM kill
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()
-        self._free_uids = list(isolation.uids) if isolation is not None else []
-        self._free_uids.reverse()  # pop() hands out the lowest first
+        # FIFO: a freed uid is handed out again last, so a new worker never runs as the uid a
+        # worker had a moment ago (whose Runtime API connections or processes may linger).
+        self._free_uids: collections.deque[int] = collections.deque(
+            isolation.uids if isolation is not None else ()
+        )
 
     def lease_uid(self) -> int:
         """A uid no live worker of this host runs as."""
         if not self._free_uids:
             raise WorkerInitError("no free worker uid left; too many workers")
-        return self._free_uids.pop()
+        return self._free_uids.popleft()
 
     def release_uid(self, uid: int) -> None:
+        """Free `uid` (only once the zygote reported its worker's exit)."""
         self._free_uids.append(uid)
 
     def oom_killed(self, pid: int) -> bool:
@@ -481,8 +486,12 @@ class Worker:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._exited), 10)
         if self.uid is not None:
-            self._zygote.release_uid(self.uid)
-            self.uid = None
+            uid, self.uid = self.uid, None
+            if self._exited is None:  # never forked
+                self._zygote.release_uid(uid)
+            else:  # free only once the zygote saw it exit, however long that takes
+                zygote = self._zygote
+                self._exited.add_done_callback(lambda _: zygote.release_uid(uid))
         if self._current is not None and not self._current.outcome.done():
             self._current.outcome.cancel()
 
