@@ -126,6 +126,9 @@ BAD_RESULTS = [
     ({"statusCode": 200, "headers": ["x-a", "b"]}, "headers"),
     ({"statusCode": 200, "headers": {"x-a": "b\r\nx-injected: 1"}}, "headers.x-a"),
     ({"statusCode": 200, "headers": {"bad name": "b"}}, "headers"),
+    ({"statusCode": 200, "headers": {"x-a\n": "b"}}, "headers"),
+    ({"statusCode": 200, "headers": {"x-a": "b\n"}}, "headers.x-a"),
+    ({"statusCode": 200, "headers": {"content-length": "\u00b2"}, "body": "xx"}, "headers"),
     ({"statusCode": 200, "headers": {"x-a": {"nested": 1}}}, "headers.x-a"),
     ({"statusCode": 200, "headers": {"content-length": "5"}, "body": "too long"}, "headers"),
     ({"statusCode": 200, "headers": {"content-length": "-1"}, "body": ""}, "headers"),
@@ -459,3 +462,11 @@ def test_a_jwt_without_exp_is_refused(tmp_path: Path) -> None:
         assert host.client(expiring).post(url, json={}).status_code == 404  # authenticated
     finally:
         host.stop()
+
+
+def test_a_name_with_a_trailing_newline_is_not_a_name() -> None:
+    from agentform_runtime.specs import check_name
+
+    assert check_name("billing") == "billing"
+    with pytest.raises(ValueError, match="is not a valid name"):
+        check_name("billing\n")

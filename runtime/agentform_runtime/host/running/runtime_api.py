@@ -253,7 +253,7 @@ async def _capped_body(request: Request) -> bytes | None:
     """The body, read as it streams; None as soon as it is known to exceed the limit, so a
     hostile worker cannot make the host hold more than MAX_PAYLOAD_BYTES of it."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
         return None
     data = bytearray()
     async for chunk in request.stream():
