@@ -315,6 +315,22 @@ def test_an_agentform_json_over_1_mb_is_refused_before_it_is_read(
     assert "larger than the limit of 1048576 bytes" in error["message"], error
 
 
+def test_a_zip_with_a_file_where_a_directory_goes_is_a_400_naming_the_member(
+    host: RunningHost,
+) -> None:
+    admin = host.admin()
+    setup_environment(admin)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("agentform.json", json.dumps({"handler": "tool.main"}))
+        archive.writestr("a", "a file")
+        archive.writestr("a/b", "under the file")
+    response = deploy(admin, buffer.getvalue(), "clash")
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "InvalidArtifact" and "'a/b'" in error["message"], error
+
+
 def test_an_unpacked_copy_goes_with_the_last_version_that_uses_it(
     host: RunningHost, tmp_path: Path
 ) -> None:

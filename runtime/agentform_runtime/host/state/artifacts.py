@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -218,18 +219,26 @@ def _extract(archive: zipfile.ZipFile, root: Path) -> None:
     written = 0
     for member in check_zip(archive):
         path = root / member.filename
-        if member.is_dir():
-            path.mkdir(parents=True, exist_ok=True)
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with archive.open(member) as source, open(path, "wb") as sink:
-            while chunk := source.read(_CHUNK):
-                written += len(chunk)
-                if written > MAX_UNPACKED_BYTES:
-                    raise ArtifactTooLarge(
-                        f"artifact unpacks to more than {MAX_UNPACKED_BYTES} bytes unpacked"
-                    )
-                sink.write(chunk)
+        try:
+            if member.is_dir():
+                path.mkdir(parents=True, exist_ok=True)
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(member) as source, open(path, "wb") as sink:
+                while chunk := source.read(_CHUNK):
+                    written += len(chunk)
+                    if written > MAX_UNPACKED_BYTES:
+                        raise ArtifactTooLarge(
+                            f"artifact unpacks to more than {MAX_UNPACKED_BYTES} bytes unpacked"
+                        )
+                    sink.write(chunk)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise  # the host's disk, not the artifact
+            # The zip's own fault: a file `a` and a directory `a/b`, two members one path...
+            raise InvalidArtifact(
+                f"artifact member {member.filename!r} cannot be unpacked: {exc.strerror or exc}"
+            ) from None
 
 
 def _byte_compile(root: Path) -> None:
