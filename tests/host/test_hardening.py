@@ -486,3 +486,34 @@ def test_a_name_with_a_trailing_newline_is_not_a_name() -> None:
     assert check_name("billing") == "billing"
     with pytest.raises(ValueError, match="is not a valid name"):
         check_name("billing\n")
+
+
+def _big_headers() -> dict[str, str]:
+    return {f"x-pad-{i}": "p" * 1000 for i in range(80)}  # 80 KB in total
+
+
+def test_headers_over_64_kib_are_a_431_on_the_host(host: RunningHost) -> None:
+    response = httpx.get(f"{host.url}/health", headers=_big_headers())
+    assert response.status_code == 431, response.text
+    error = response.json()["error"]
+    assert error["field"] == "headers" and "65536 bytes" in error["message"]
+    assert httpx.get(f"{host.url}/health").status_code == 200
+
+
+def test_worker_sent_headers_over_64_kib_are_a_431_on_the_runtime_api() -> None:
+    import asyncio
+
+    from agentform_runtime.host.running.runtime_api import PREFIX, RuntimeApi
+
+    async def post() -> httpx.Response:
+        api = RuntimeApi()
+        transport = httpx.ASGITransport(app=api.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://runtime") as client:
+            headers = {"Lambda-Runtime-Function-Error-Type": "E" * (70 * 1024)}
+            return await client.post(
+                f"{PREFIX}/invocation/r1/error", headers=headers, content=b"{}"
+            )
+
+    response = asyncio.run(post())
+    assert response.status_code == 431, response.text
+    assert response.json()["error"]["field"] == "headers"

@@ -19,11 +19,13 @@ from typing import Any, Protocol
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from uvicorn.server import ServerState
 
+from agentform_runtime.host.api.header_limit import HeaderLimit
 from agentform_runtime.host.sandbox import peer_uid
 
 log = logging.getLogger("agentform.host")
@@ -87,13 +89,15 @@ class RuntimeApi:
         # outlive its worker and reach the next listener given the same port.
         self._accepted: dict[tuple[int, int], tuple[RuntimeClient, asyncio.BaseTransport]] = {}
         self.app = Starlette(
+            # Worker-sent headers (Lambda-Runtime-Function-Error-Type...) are bounded too.
+            middleware=[Middleware(HeaderLimit)],
             routes=[
                 Route(f"{PREFIX}/invocation/next", self._next, methods=["GET"]),
                 Route(f"{PREFIX}/invocation/{{rid}}/response", self._response, methods=["POST"]),
                 Route(f"{PREFIX}/invocation/{{rid}}/error", self._error, methods=["POST"]),
                 Route(f"{PREFIX}/init/error", self._init_error, methods=["POST"]),
                 Route(SECRETS_PATH, self._secrets, methods=["GET"]),
-            ]
+            ],
         )
         self._config = uvicorn.Config(
             self.app, http="httptools", lifespan="off", access_log=False, log_level="warning"
