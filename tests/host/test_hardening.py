@@ -417,6 +417,37 @@ def test_a_function_echoing_a_declared_connections_secret_is_redacted(
     assert "pg-SECRET-4242" not in json.dumps(record) and "[redacted]" in record["error"]
 
 
+CLASS_LEAK = """
+import os
+
+
+def handler(event, context):
+    if event.get("rawPath") == "/_agentform/health":
+        return {"statusCode": 200, "body": "ok"}
+    secret = os.environ["AGENTFORM_CONNECTIONS"].split("pg-")[1].split('"')[0]
+    raise type("Leak_pg-" + secret + "_" + "x" * 500, (Exception,), {})("boom")
+"""
+
+
+def test_an_error_class_is_redacted_and_cut_to_100_characters(
+    host: RunningHost, tmp_path: Path
+) -> None:
+    admin = host.admin()
+    key = setup_environment(admin)
+    admin.put(
+        "/v1/connections/db",
+        json={"provider": "generic", "secrets": {"password": "pg-CLASS-SECRET-99"}},
+    ).raise_for_status()
+    artifact = function_artifact(tmp_path, "class-leak", CLASS_LEAK, handler="tool.handler")
+    deploy(admin, artifact, "class-leak", connections=["db"]).raise_for_status()
+    response = host.client(key).post("/run/development/functions/class-leak", json={})
+    assert response.status_code == 502, response.text
+    assert "pg-CLASS-SECRET-99" not in response.text
+    record = _record(host, response)
+    assert "CLASS-SECRET" not in json.dumps(record)
+    assert record["error_class"].startswith("Leak_") and len(record["error_class"]) == 100
+
+
 # --- item 8: loose input on the control plane -----------------------------------------------
 
 
