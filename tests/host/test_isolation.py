@@ -444,3 +444,35 @@ def test_a_runtime_api_connection_does_not_outlive_its_listener() -> None:
         return b""
 
     assert asyncio.run(attack()) == b""
+
+
+FILE_PROBE = """
+import os, resource
+
+
+def main() -> dict:
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    offset = 512 * 1024 * 1024  # the default /tmp size: the limit's floor
+    fd = os.open("/tmp/sparse", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.pwrite(fd, b"x", offset)
+        written = "written"
+    except OSError as exc:
+        written = os.strerror(exc.errno)
+    finally:
+        os.close(fd)
+        os.unlink("/tmp/sparse")
+    return {"limit": limit, "past_the_limit": written}
+"""
+
+
+def test_a_worker_cannot_write_a_file_or_log_past_its_size_limit(
+    host: RunningHost, tmp_path: Path
+) -> None:
+    admin = host.admin()
+    key = setup_environment(admin)
+    deploy(admin, function_artifact(tmp_path, "files", FILE_PROBE), "files").raise_for_status()
+    found = host.client(key).post("/run/development/functions/files", json={})
+    assert found.status_code == 200, found.text
+    # max(2 x the default 10 MB log rotation size, the 512 MB /tmp): the /tmp size.
+    assert found.json() == {"limit": 512 * 1024 * 1024, "past_the_limit": "File too large"}

@@ -67,14 +67,26 @@ class Isolation:
     gid: int
     pids_max: int = 1024  # processes and threads per worker, as Lambda allows
     tmp_mb: int = 512  # Lambda's default ephemeral storage; counted in the memory limit
+    log_max_bytes: int = 10 * 1024 * 1024  # the host's log rotation size (--log-max-size)
+
+    @property
+    def max_file_bytes(self) -> int:
+        """RLIMIT_FSIZE of a worker: twice the rotation size bounds its log between two
+        rotations; never below /tmp's size, so a function can still fill its /tmp."""
+        return max(2 * self.log_max_bytes, self.tmp_mb * 1024 * 1024)
 
     @classmethod
-    def for_state_dir(cls, state_dir: Path) -> Isolation:
+    def for_state_dir(cls, state_dir: Path, log_max_bytes: int = 10 * 1024 * 1024) -> Isolation:
         """The isolation of the host owning `state_dir`: a cgroup parent and a block of
         100,000 uids derived from the directory, so hosts side by side use distinct ones."""
         tag = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
         base = 1_000_000_000 + (int(tag, 16) % 10_000) * 100_000
-        return cls(cgroup_parent=f"agentform-{tag}", uids=range(base + 1, base + 100_000), gid=base)
+        return cls(
+            cgroup_parent=f"agentform-{tag}",
+            uids=range(base + 1, base + 100_000),
+            gid=base,
+            log_max_bytes=log_max_bytes,
+        )
 
 
 @dataclass(frozen=True)
@@ -204,6 +216,7 @@ class Zygote:
                 "memory_mb": spec.memory_mb,
                 "pids_max": self.isolation.pids_max,
                 "tmp_mb": self.isolation.tmp_mb,
+                "max_file_bytes": self.isolation.max_file_bytes,
                 "uid": uid,
                 "gid": self.isolation.gid,
             }

@@ -230,6 +230,7 @@ def _sandbox_spec(request: dict[str, Any], read_only: tuple[Path, ...]) -> sandb
         read_only=read_only,
         tmp_mb=box["tmp_mb"],
         cgroup=_cgroup_of(box),
+        max_file_bytes=box.get("max_file_bytes"),
     )
 
 
