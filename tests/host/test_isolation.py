@@ -476,3 +476,23 @@ def test_a_worker_cannot_write_a_file_or_log_past_its_size_limit(
     assert found.status_code == 200, found.text
     # max(2 x the default 10 MB log rotation size, the 512 MB /tmp): the /tmp size.
     assert found.json() == {"limit": 512 * 1024 * 1024, "past_the_limit": "File too large"}
+
+
+def test_a_clean_stop_removes_the_hosts_cgroups(tmp_path: Path) -> None:
+    from agentform_runtime.host import sandbox
+    from agentform_runtime.host.running.worker import Isolation
+
+    host = RunningHost(tmp_path / "state").start()
+    try:
+        admin = host.admin()
+        key = setup_environment(admin)
+        deploy(admin, function_artifact(tmp_path, "victim", VICTIM), "victim").raise_for_status()
+        assert host.client(key).post("/run/development/functions/victim", json={}).is_success
+        version = sandbox.cgroup_version()
+        assert version is not None
+        parent = Isolation.for_state_dir(host.state_dir).cgroup_parent
+        dirs = sandbox._parent_dirs(parent, version)
+        assert all(d.is_dir() for d in dirs)
+    finally:
+        host.stop()
+    assert not any(d.exists() for d in dirs)

@@ -235,17 +235,28 @@ class Zygote:
         return future
 
     async def stop(self) -> None:
-        """Stop the zygote (stop the workers first: it takes the ones left with it)."""
-        if self._process is None or self._process.returncode is not None:
-            return
-        if self._process.stdin is not None:
-            self._process.stdin.close()  # EOF: it removes its spare sandbox and exits
+        """Stop the zygote (stop the workers first: it takes the ones left with it), then
+        remove the host's cgroups."""
+        if self._process is not None and self._process.returncode is None:
+            await self._stop_process(self._process)
+        if self.isolation is not None:
+            # A clean stop leaves no cgroup behind, not even the host's parent group.
+            try:
+                await asyncio.to_thread(
+                    Cgroup.sweep, self.isolation.cgroup_parent, remove_parent=True
+                )
+            except OSError as exc:
+                log.warning("could not remove cgroup %s: %s", self.isolation.cgroup_parent, exc)
+
+    async def _stop_process(self, process: asyncio.subprocess.Process) -> None:
+        if process.stdin is not None:
+            process.stdin.close()  # EOF: it removes its spare sandbox and exits
         try:
-            await asyncio.wait_for(self._process.wait(), 5)
+            await asyncio.wait_for(process.wait(), 5)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
-                self._process.kill()
-            await self._process.wait()
+                process.kill()
+            await process.wait()
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)
 
