@@ -34,7 +34,7 @@ MAX_TOKEN_BUDGET = 10**12
 
 def check_name(value: str) -> str:
     """Return `value` when it is a DNS-safe name; raise ValueError naming the rule otherwise."""
-    if not isinstance(value, str) or not _NAME_RE.match(value):
+    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not a valid name: {NAME_RULE}")
     return value
 

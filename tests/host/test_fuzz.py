@@ -187,6 +187,9 @@ class _FakeWorker:
     def post_init_error(self, body: bytes, error_type: str) -> None:
         self.outcomes.append(Outcome(body, error_type))
 
+    def take_secrets(self) -> dict[str, str] | None:
+        return None
+
 
 @pytest.fixture
 def runtime_api() -> Iterator[tuple[str, _FakeWorker]]:

@@ -126,6 +126,9 @@ BAD_RESULTS = [
     ({"statusCode": 200, "headers": ["x-a", "b"]}, "headers"),
     ({"statusCode": 200, "headers": {"x-a": "b\r\nx-injected: 1"}}, "headers.x-a"),
     ({"statusCode": 200, "headers": {"bad name": "b"}}, "headers"),
+    ({"statusCode": 200, "headers": {"x-a\n": "b"}}, "headers"),
+    ({"statusCode": 200, "headers": {"x-a": "b\n"}}, "headers.x-a"),
+    ({"statusCode": 200, "headers": {"content-length": "\u00b2"}, "body": "xx"}, "headers"),
     ({"statusCode": 200, "headers": {"x-a": {"nested": 1}}}, "headers.x-a"),
     ({"statusCode": 200, "headers": {"content-length": "5"}, "body": "too long"}, "headers"),
     ({"statusCode": 200, "headers": {"content-length": "-1"}, "body": ""}, "headers"),
@@ -271,6 +274,63 @@ def test_unpacking_checks_declared_sizes_and_counts_the_bytes_it_writes(
     assert list(store.unpacked.iterdir()) == []  # no partial copy left behind
 
 
+def test_hostile_source_is_byte_compiled_in_a_bounded_child_not_in_the_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module whose compilation needs ~200 MB: over the child's (lowered) limit, it gets no
+    .pyc, and the unpack still succeeds; the host's own peak memory does not move."""
+    import resource
+
+    import agentform_runtime.host.state.artifacts as artifacts
+
+    monkeypatch.setattr(artifacts, "COMPILE_MEMORY_BYTES", 96 * MB, raising=False)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("hostile.py", "x = [" + "1," * 300_000 + "]\n")
+        archive.writestr("plain.py", "y = 1\n")
+    store = ArtifactStore(tmp_path)
+    digest = store.put(buffer.getvalue())
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    root = store.directory(digest)
+    assert (root / "hostile.py").exists()
+    compiled = {p.name.split(".")[0] for p in (root / "__pycache__").iterdir()}
+    assert compiled == {"plain"}  # the child compiled the plain module, and ran out on the other
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 64 * 1024
+
+
+def test_an_agentform_json_over_1_mb_is_refused_before_it_is_read(
+    host: RunningHost, tmp_path: Path
+) -> None:
+    admin = host.admin()
+    setup_environment(admin)
+    buffer = io.BytesIO()
+    manifest = {"handler": "tool.main", "padding": "x" * (2 * MB)}
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("agentform.json", json.dumps(manifest))
+        archive.writestr("tool.py", "def main():\n    return {}\n")
+    response = deploy(admin, buffer.getvalue(), "big")
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["field"] == "artifact"
+    assert "larger than the limit of 1048576 bytes" in error["message"], error
+
+
+def test_a_zip_with_a_file_where_a_directory_goes_is_a_400_naming_the_member(
+    host: RunningHost,
+) -> None:
+    admin = host.admin()
+    setup_environment(admin)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("agentform.json", json.dumps({"handler": "tool.main"}))
+        archive.writestr("a", "a file")
+        archive.writestr("a/b", "under the file")
+    response = deploy(admin, buffer.getvalue(), "clash")
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "InvalidArtifact" and "'a/b'" in error["message"], error
+
+
 def test_an_unpacked_copy_goes_with_the_last_version_that_uses_it(
     host: RunningHost, tmp_path: Path
 ) -> None:
@@ -357,6 +417,37 @@ def test_a_function_echoing_a_declared_connections_secret_is_redacted(
     assert "pg-SECRET-4242" not in json.dumps(record) and "[redacted]" in record["error"]
 
 
+CLASS_LEAK = """
+import os
+
+
+def handler(event, context):
+    if event.get("rawPath") == "/_agentform/health":
+        return {"statusCode": 200, "body": "ok"}
+    secret = os.environ["AGENTFORM_CONNECTIONS"].split("pg-")[1].split('"')[0]
+    raise type("Leak_pg-" + secret + "_" + "x" * 500, (Exception,), {})("boom")
+"""
+
+
+def test_an_error_class_is_redacted_and_cut_to_100_characters(
+    host: RunningHost, tmp_path: Path
+) -> None:
+    admin = host.admin()
+    key = setup_environment(admin)
+    admin.put(
+        "/v1/connections/db",
+        json={"provider": "generic", "secrets": {"password": "pg-CLASS-SECRET-99"}},
+    ).raise_for_status()
+    artifact = function_artifact(tmp_path, "class-leak", CLASS_LEAK, handler="tool.handler")
+    deploy(admin, artifact, "class-leak", connections=["db"]).raise_for_status()
+    response = host.client(key).post("/run/development/functions/class-leak", json={})
+    assert response.status_code == 502, response.text
+    assert "pg-CLASS-SECRET-99" not in response.text
+    record = _record(host, response)
+    assert "CLASS-SECRET" not in json.dumps(record)
+    assert record["error_class"].startswith("Leak_") and len(record["error_class"]) == 100
+
+
 # --- item 8: loose input on the control plane -----------------------------------------------
 
 
@@ -418,3 +509,42 @@ def test_a_jwt_without_exp_is_refused(tmp_path: Path) -> None:
         assert host.client(expiring).post(url, json={}).status_code == 404  # authenticated
     finally:
         host.stop()
+
+
+def test_a_name_with_a_trailing_newline_is_not_a_name() -> None:
+    from agentform_runtime.specs import check_name
+
+    assert check_name("billing") == "billing"
+    with pytest.raises(ValueError, match="is not a valid name"):
+        check_name("billing\n")
+
+
+def _big_headers() -> dict[str, str]:
+    return {f"x-pad-{i}": "p" * 1000 for i in range(80)}  # 80 KB in total
+
+
+def test_headers_over_64_kib_are_a_431_on_the_host(host: RunningHost) -> None:
+    response = httpx.get(f"{host.url}/health", headers=_big_headers())
+    assert response.status_code == 431, response.text
+    error = response.json()["error"]
+    assert error["field"] == "headers" and "65536 bytes" in error["message"]
+    assert httpx.get(f"{host.url}/health").status_code == 200
+
+
+def test_worker_sent_headers_over_64_kib_are_a_431_on_the_runtime_api() -> None:
+    import asyncio
+
+    from agentform_runtime.host.running.runtime_api import PREFIX, RuntimeApi
+
+    async def post() -> httpx.Response:
+        api = RuntimeApi()
+        transport = httpx.ASGITransport(app=api.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://runtime") as client:
+            headers = {"Lambda-Runtime-Function-Error-Type": "E" * (70 * 1024)}
+            return await client.post(
+                f"{PREFIX}/invocation/r1/error", headers=headers, content=b"{}"
+            )
+
+    response = asyncio.run(post())
+    assert response.status_code == 431, response.text
+    assert response.json()["error"]["field"] == "headers"

@@ -156,6 +156,54 @@ def test_a_worker_sees_no_other_process_no_state_dir_and_no_other_artifact(
     assert found["other_artifact"] is False
 
 
+# Reads its own memory (a fork of the zygote, as every worker) for what follows `prefix`.
+MEMORY_PROBE = """
+import re
+
+
+def main(prefix: str = "") -> dict:
+    found = set()
+    pattern = re.compile(re.escape(prefix.encode()) + rb"[0-9a-f]{32}")
+    with open("/proc/self/maps") as maps, open("/proc/self/mem", "rb", buffering=0) as mem:
+        for line in maps:
+            span, perms = line.split()[:2]
+            if not perms.startswith("r"):
+                continue
+            start, end = (int(x, 16) for x in span.split("-"))
+            try:
+                mem.seek(start)
+                data = mem.read(end - start)
+            except (OSError, OverflowError, ValueError):
+                continue
+            found.update(m.decode() for m in pattern.findall(data))
+    return {"found": sorted(found)}
+"""
+
+
+def test_a_worker_cannot_read_another_workers_secret_from_the_zygotes_memory(
+    host: RunningHost, tmp_path: Path
+) -> None:
+    admin = host.admin()
+    key = setup_environment(admin)
+    prefix = "zyg0te-leak-"
+    secret = prefix + uuid.uuid4().hex
+    admin.put(
+        "/v1/connections/db", json={"provider": "generic", "secrets": {"password": secret}}
+    ).raise_for_status()
+    holder = deploy(
+        admin, function_artifact(tmp_path, "holder", VICTIM), "holder", connections=["db"]
+    )
+    assert holder.status_code == 201, holder.text
+    # Forked after the holder's worker: it inherits whatever the zygote kept of that request.
+    deploy(admin, function_artifact(tmp_path, "probe", MEMORY_PROBE), "probe").raise_for_status()
+
+    found = host.client(key).post("/run/development/functions/probe", json={"prefix": prefix})
+    assert found.status_code == 200, found.text
+    assert secret not in found.json()["found"]
+    # The holder itself still gets its connection.
+    assert host.client(key).post("/run/development/functions/holder", json={}).status_code == 200
+
+
 CHILD_HOG = """
 import subprocess, sys
 
@@ -363,3 +411,106 @@ def test_a_clean_stop_leaves_no_cgroup_behind(tmp_path: Path) -> None:
     finally:
         host.stop()
     assert not any(d.parent.exists() for d in group.dirs)
+
+
+def test_a_freed_worker_uid_is_handed_out_again_last() -> None:
+    from agentform_runtime.host.running.worker import Isolation, Zygote
+
+    zygote = Zygote(Isolation(cgroup_parent="unused", uids=range(100, 103), gid=99))
+    first = zygote.lease_uid()
+    zygote.release_uid(first)
+    # The next workers get the uids nobody had; the freed one comes back after them.
+    assert [zygote.lease_uid() for _ in range(3)] == [101, 102, first]
+
+
+class _SecretHolder:
+    """The worker side of one Runtime API listener, holding a secret."""
+
+    async def next_invocation(self) -> None:
+        return None
+
+    def post_outcome(self, request_id: str, outcome: object) -> bool:
+        return False
+
+    def post_init_error(self, body: bytes, error_type: str) -> None:
+        return None
+
+    def take_secrets(self) -> dict[str, str] | None:
+        return {"AGENTFORM_CONNECTIONS": "the-secret"}
+
+
+def test_a_runtime_api_connection_does_not_outlive_its_listener() -> None:
+    """A connection accepted while a worker lived is cut when its listener closes: it can
+    never reach the next listener given the same port (and maybe the same uid)."""
+    import asyncio
+
+    from agentform_runtime.host.running.runtime_api import SECRETS_PATH, RuntimeApi
+
+    request = f"GET {SECRETS_PATH} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+
+    async def attack() -> bytes:
+        api = RuntimeApi()
+        port = await api.listen(_SecretHolder())
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        assert b"the-secret" in await reader.readuntil(b"the-secret")
+        api.close(port)
+        with contextlib.suppress(ConnectionError):
+            writer.write(request)
+            await writer.drain()
+            return await asyncio.wait_for(reader.read(), 30)
+        return b""
+
+    assert asyncio.run(attack()) == b""
+
+
+FILE_PROBE = """
+import os, resource
+
+
+def main() -> dict:
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    offset = 512 * 1024 * 1024  # the default /tmp size: the limit's floor
+    fd = os.open("/tmp/sparse", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.pwrite(fd, b"x", offset)
+        written = "written"
+    except OSError as exc:
+        written = os.strerror(exc.errno)
+    finally:
+        os.close(fd)
+        os.unlink("/tmp/sparse")
+    return {"limit": limit, "past_the_limit": written}
+"""
+
+
+def test_a_worker_cannot_write_a_file_or_log_past_its_size_limit(
+    host: RunningHost, tmp_path: Path
+) -> None:
+    admin = host.admin()
+    key = setup_environment(admin)
+    deploy(admin, function_artifact(tmp_path, "files", FILE_PROBE), "files").raise_for_status()
+    found = host.client(key).post("/run/development/functions/files", json={})
+    assert found.status_code == 200, found.text
+    # max(2 x the default 10 MB log rotation size, the 512 MB /tmp): the /tmp size.
+    assert found.json() == {"limit": 512 * 1024 * 1024, "past_the_limit": "File too large"}
+
+
+def test_a_clean_stop_removes_the_hosts_cgroups(tmp_path: Path) -> None:
+    from agentform_runtime.host import sandbox
+    from agentform_runtime.host.running.worker import Isolation
+
+    host = RunningHost(tmp_path / "state").start()
+    try:
+        admin = host.admin()
+        key = setup_environment(admin)
+        deploy(admin, function_artifact(tmp_path, "victim", VICTIM), "victim").raise_for_status()
+        assert host.client(key).post("/run/development/functions/victim", json={}).is_success
+        version = sandbox.cgroup_version()
+        assert version is not None
+        parent = Isolation.for_state_dir(host.state_dir).cgroup_parent
+        dirs = sandbox._parent_dirs(parent, version)
+        assert all(d.is_dir() for d in dirs)
+    finally:
+        host.stop()
+    assert not any(d.exists() for d in dirs)

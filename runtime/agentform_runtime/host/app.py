@@ -131,7 +131,11 @@ def create_app(config: HostConfig) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state_dir = config.state_dir
         private_state_dir(state_dir)
-        isolation = Isolation.for_state_dir(state_dir) if config.sandbox else None
+        isolation = (
+            Isolation.for_state_dir(state_dir, config.retention.log_max_bytes)
+            if config.sandbox
+            else None
+        )
         store = Store(state_dir / "state.db", wal_limit(config.retention.max_bytes))
         failed = store.fail_unfinished_executions("the host stopped while this request ran")
         if failed:

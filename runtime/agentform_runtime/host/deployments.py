@@ -40,6 +40,7 @@ log = logging.getLogger("agentform.host")
 # How often idle workers are stopped, pools refilled and running workers' memory checked
 # (each invocation's peak is also checked when it ends).
 _REAP_INTERVAL_S = 0.1
+MAX_MANIFEST_BYTES = 1024 * 1024  # agentform.json: read whole, on the event loop
 
 
 @dataclass
@@ -168,6 +169,15 @@ class Deployments:
             )
         path = self.artifacts.directory(spec.artifact) / MANIFEST_FILE
         try:
+            # Read on the event loop: bounded before a byte is read.
+            if path.stat().st_size > MAX_MANIFEST_BYTES:
+                raise AgentformError(
+                    400,
+                    "InvalidArtifact",
+                    f"artifact: {MANIFEST_FILE} is larger than the limit of "
+                    f"{MAX_MANIFEST_BYTES} bytes",
+                    field="artifact",
+                )
             return Manifest.model_validate_json(path.read_bytes())
         except FileNotFoundError:
             raise AgentformError(

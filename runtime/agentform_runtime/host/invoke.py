@@ -160,6 +160,7 @@ def _usage(headers: dict[str, str]) -> tuple[int, int]:
 
 
 MAX_ERROR_TEXT = 2000  # characters of an error kept in its execution record
+MAX_ERROR_CLASS = 100  # characters of an error class (a worker's errorType, a header) kept
 
 
 def default_max_concurrency() -> int:
@@ -195,8 +196,8 @@ class Invoker:
             return await self._invoke(key, caller, request)
 
     def _redacted(
-        self, connections: list[str], result: Result, error_text: str | None
-    ) -> tuple[Result, str | None]:
+        self, connections: list[str], result: Result, error_text: str | None, error_class: str
+    ) -> tuple[Result, str | None, str]:
         """The failure with its connections' secret values removed, from the answer and
         from the record: a workload's error may echo what its provider was sent. The
         workload redacts too; this holds for whatever code the artifact runs."""
@@ -210,12 +211,12 @@ class Invoker:
             if isinstance(values, dict):
                 secrets += [str(v) for v in values.values()]
         if not secrets:
-            return result, error_text
+            return result, error_text, error_class
         body = redact_bytes(result.body, secrets)
         headers = {k: redact(v, secrets) for k, v in result.headers.items()}
         headers.pop("content-length", None)
         text = None if error_text is None else redact(error_text, secrets)
-        return Result(result.status, headers, body), text
+        return Result(result.status, headers, body), text, redact(error_class, secrets)
 
     async def _invoke(self, key: DeploymentKey, caller: Caller, request: Request) -> Result:
         request_id = uuid.uuid4().hex
@@ -290,9 +291,15 @@ class Invoker:
             self.hops.revoke(hop_token)
         connections = [live.spec.connection] if live.spec.connection else live.spec.connections
         if error_class is not None and connections:
-            result, error_text = self._redacted(connections, result, error_text)
-        if error_text is not None:  # cut after redaction: no prefix of a secret survives
+            result, error_text, error_class = self._redacted(
+                connections, result, error_text, error_class
+            )
+        # Cut after redaction: no prefix of a secret survives. The class is the workload's
+        # (its errorType, a header): bounded like the text.
+        if error_text is not None:
             error_text = error_text[:MAX_ERROR_TEXT]
+        if error_class is not None:
+            error_class = error_class[:MAX_ERROR_CLASS]
         input_tokens, output_tokens = _usage(result.headers)
         if key.kind == WorkloadKind.MODELS.value:
             self.budgets.add(chain, input_tokens, output_tokens)

@@ -21,8 +21,8 @@ HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "te", "trailer"}
     | {"transfer-encoding", "upgrade"}
 )
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 field-name
-_VALUE = re.compile(r"^[\t\x20-\x7e\x80-\xff]*$")  # visible latin-1, spaces and tabs: no CR/LF/NUL
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 field-name
+_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")  # visible latin-1, spaces and tabs: no CR/LF/NUL
 
 
 class InvalidResult(AgentformError):
@@ -64,12 +64,12 @@ def headers_of(payload: dict[str, Any]) -> dict[str, str]:
         raise InvalidResult("headers", f"must be an object, not {type(raw).__name__}")
     headers: dict[str, str] = {}
     for name, value in raw.items():
-        if not _TOKEN.match(name):
+        if not _TOKEN.fullmatch(name):  # fullmatch: `$` would let a final \n by
             raise InvalidResult("headers", f"{name[:60]!r} is not a valid header name")
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise InvalidResult(f"headers.{name}", "must be a string or a number")
         text = str(value)
-        if not _VALUE.match(text):
+        if not _VALUE.fullmatch(text):
             raise InvalidResult(
                 f"headers.{name}", "contains a control character (CR, LF, NUL) or non-latin-1"
             )
@@ -103,7 +103,10 @@ def body_of(payload: dict[str, Any]) -> bytes:
 def check_length(headers: dict[str, str], data: bytes) -> None:
     """A declared content-length must be the body's; the server then sets it itself."""
     declared = headers.pop("content-length", None)
-    if declared is not None and (not declared.isdigit() or int(declared) != len(data)):
+    if declared is not None and (
+        # isascii: "²".isdigit() is True, and int() refuses it
+        not (declared.isascii() and declared.isdigit()) or int(declared) != len(data)
+    ):
         raise InvalidResult(
             "headers.content-length", f"says {declared[:40]!r} but the body has {len(data)} bytes"
         )

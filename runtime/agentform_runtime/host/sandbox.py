@@ -535,6 +535,8 @@ class SandboxSpec:
             :func:`peer_uid` can tell workers apart).
         cgroup: the group the worker joins, if any.
         hostname: the worker's hostname (its own UTS namespace).
+        max_file_bytes: RLIMIT_FSIZE, the largest file the worker may write (its log
+            included, whose fd it holds); None: no limit.
     """
 
     task_root: Path
@@ -544,6 +546,7 @@ class SandboxSpec:
     tmp_mb: int = 512
     cgroup: Cgroup | None = None
     hostname: str = "agentform"
+    max_file_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if self.uid <= 0 or self.gid <= 0:
@@ -673,6 +676,11 @@ class PreparedSandbox:
             socket.sethostname(spec.hostname)
 
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            if spec.max_file_bytes is not None:
+                # Bounds its log between two rotations (a write past it fails with EFBIG:
+                # Python ignores SIGXFSZ), and every file it writes.
+                limit = spec.max_file_bytes
+                resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
             soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
             nofile = _NOFILE if hard == resource.RLIM_INFINITY else min(_NOFILE, hard)
             resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, nofile), nofile))

@@ -2,15 +2,15 @@
 
 The control plane parses whole JSON bodies; without a limit a 60 MB "description" is read
 into memory and stored. Bodies are read here up to the limit, then handed to the app; a
-larger one is answered 413 with a JSON error naming the limit, before the app sees it."""
+larger one is answered 413 with a JSON error naming the limit, before the app sees it.
+Headers over `header_limit.MAX_HEADER_BYTES` in total are answered 431, on every route."""
 
 from __future__ import annotations
-
-import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agentform_runtime.errors import AgentformError
+from agentform_runtime.host.api.header_limit import HeaderLimit, send_error
 from agentform_runtime.host.invoke import MAX_PAYLOAD_BYTES
 
 MAX_CONTROL_BODY_BYTES = 1024 * 1024
@@ -31,14 +31,18 @@ class BodyLimit:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.headers_checked = HeaderLimit(self._bounded)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.headers_checked(scope, receive, send)
+
+    async def _bounded(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = limit_for(scope["path"]) if scope["type"] == "http" else None
         if limit is None:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > limit:
+        if declared.isascii() and declared.isdigit() and int(declared) > limit:
             await _refuse(send, limit)
             return
         body = bytearray()
@@ -75,16 +79,4 @@ async def _refuse(send: Send, limit: int) -> None:
         field="body",
         limit_bytes=limit,
     )
-    body = json.dumps(error.body()).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_error(send, error)

@@ -32,7 +32,12 @@ async def read_payload(request: Request) -> bytes:
         413, "PayloadTooLarge", f"request bodies are limited to {MAX_PAYLOAD_BYTES} bytes"
     )
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
+    if (
+        declared is not None
+        and declared.isascii()
+        and declared.isdigit()
+        and int(declared) > MAX_PAYLOAD_BYTES
+    ):
         raise too_large
     data = bytearray()
     async for chunk in request.stream():

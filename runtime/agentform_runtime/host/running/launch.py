@@ -41,7 +41,9 @@ def worker_spec(
 ) -> WorkerSpec:
     """The workers of `version`: Lambda's variables plus ours; `connection` (provider, config
     and secret values) for a model API, `connections` (by name) for a function: only the
-    workloads that may hold credentials get any, and only their own."""
+    workloads that may hold credentials get any, and only their own. Those go in `secrets`,
+    never in the environment the zygote sees (every worker is a fork of it): each worker
+    fetches them from its own Runtime API before the handler loads."""
     environment = {
         "AWS_LAMBDA_FUNCTION_NAME": function_name(key),
         "AWS_LAMBDA_FUNCTION_VERSION": version,
@@ -52,14 +54,16 @@ def worker_spec(
         "AGENTFORM_GATEWAY": gateway_url,
         "AGENTFORM_CONFIG": json.dumps(spec.config),
     }
+    secrets: dict[str, str] = {}
     if connection is not None:
-        environment["AGENTFORM_CONNECTION"] = json.dumps(connection)
+        secrets["AGENTFORM_CONNECTION"] = json.dumps(connection)
     if connections:
-        environment["AGENTFORM_CONNECTIONS"] = json.dumps(connections)
+        secrets["AGENTFORM_CONNECTIONS"] = json.dumps(connections)
     return WorkerSpec(
         directory=directory,
         handler=manifest.handler,
         environment=environment,
+        secrets=secrets,
         memory_mb=spec.memory_mb,
         timeout_s=spec.timeout_s,
         function_arn=function_arn(key, version),

@@ -19,16 +19,21 @@ from typing import Any, Protocol
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from uvicorn.server import ServerState
 
+from agentform_runtime.host.api.header_limit import HeaderLimit
 from agentform_runtime.host.sandbox import peer_uid
 
 log = logging.getLogger("agentform.host")
 
 PREFIX = "/2018-06-01/runtime"
+# Ours, not Lambda's: a worker's secret variables, served once, to that worker only (its
+# listener is peer-checked). The zygote's copy of this path must match.
+SECRETS_PATH = f"{PREFIX}/agentform/secrets"
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's buffered payload limit, each way
 # The outcome of an invocation whose worker posted more than MAX_PAYLOAD_BYTES (Lambda's name).
 RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
@@ -69,6 +74,8 @@ class RuntimeClient(Protocol):
 
     def post_init_error(self, body: bytes, error_type: str) -> None: ...
 
+    def take_secrets(self) -> dict[str, str] | None: ...
+
 
 class RuntimeApi:
     """Serves the Runtime API on one loopback listener per worker."""
@@ -76,13 +83,21 @@ class RuntimeApi:
     def __init__(self) -> None:
         self._clients: dict[int, RuntimeClient] = {}
         self._servers: dict[int, asyncio.Server] = {}
+        # Each accepted connection, by (peer port, local port), bound to the client of the
+        # listener that accepted (and peer-checked) it: a request is served for that client
+        # only, and the connections go when the listener closes, so a connection can never
+        # outlive its worker and reach the next listener given the same port.
+        self._accepted: dict[tuple[int, int], tuple[RuntimeClient, asyncio.BaseTransport]] = {}
         self.app = Starlette(
+            # Worker-sent headers (Lambda-Runtime-Function-Error-Type...) are bounded too.
+            middleware=[Middleware(HeaderLimit)],
             routes=[
                 Route(f"{PREFIX}/invocation/next", self._next, methods=["GET"]),
                 Route(f"{PREFIX}/invocation/{{rid}}/response", self._response, methods=["POST"]),
                 Route(f"{PREFIX}/invocation/{{rid}}/error", self._error, methods=["POST"]),
                 Route(f"{PREFIX}/init/error", self._init_error, methods=["POST"]),
-            ]
+                Route(SECRETS_PATH, self._secrets, methods=["GET"]),
+            ],
         )
         self._config = uvicorn.Config(
             self.app, http="httptools", lifespan="off", access_log=False, log_level="warning"
@@ -99,9 +114,7 @@ class RuntimeApi:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
-        protocol = self._config.http_protocol_class
-        if uid is not None:
-            protocol = _only_from(protocol, uid)
+        protocol = _bound(self._config.http_protocol_class, self, client, uid)
         server = await asyncio.get_running_loop().create_server(
             lambda: protocol(config=self._config, server_state=self._state, app_state={}),  # type: ignore[call-arg]
             sock=sock,
@@ -111,14 +124,30 @@ class RuntimeApi:
         return port
 
     def close(self, port: int) -> None:
-        self._clients.pop(port, None)
+        client = self._clients.pop(port, None)
         server = self._servers.pop(port, None)
         if server is not None:
             server.close()
+        for key, (owner, transport) in list(self._accepted.items()):
+            if owner is client:
+                del self._accepted[key]
+                transport.abort()  # type: ignore[attr-defined]
+
+    def _accept(self, key: tuple[int, int], client: RuntimeClient, transport: Any) -> None:
+        self._accepted[key] = (client, transport)
+
+    def _forget(self, key: tuple[int, int], transport: Any) -> None:
+        if self._accepted.get(key, (None, None))[1] is transport:
+            del self._accepted[key]
 
     def _client(self, request: Request) -> RuntimeClient | None:
-        server = request.scope.get("server")
-        return None if server is None else self._clients.get(server[1])
+        server, peer = request.scope.get("server"), request.scope.get("client")
+        if server is None or peer is None:
+            return None
+        accepted = self._accepted.get((peer[1], server[1]))
+        client = self._clients.get(server[1])
+        # The client that accepted this connection, and still the one of its port.
+        return client if accepted is not None and accepted[0] is client else None
 
     async def _next(self, request: Request) -> Response:
         client = self._client(request)
@@ -135,6 +164,13 @@ class RuntimeApi:
                 "Lambda-Runtime-Trace-Id": invocation.trace_header,
             },
         )
+
+    async def _secrets(self, request: Request) -> Response:
+        client = self._client(request)
+        secrets = None if client is None else client.take_secrets()
+        if secrets is None:
+            return _problem(410, "the worker's secrets were already handed over")
+        return JSONResponse(secrets)
 
     async def _post(self, request: Request, error_type: str | None) -> Response:
         client = self._client(request)
@@ -176,33 +212,52 @@ class RuntimeApi:
         return JSONResponse({"status": "OK"}, status_code=202)
 
 
-def _only_from(protocol: type[asyncio.Protocol], uid: int) -> type[asyncio.Protocol]:
-    """`protocol`, refusing every connection whose peer socket is not owned by `uid`."""
+def _bound(
+    protocol: type[asyncio.Protocol], api: RuntimeApi, client: RuntimeClient, uid: int | None
+) -> type[asyncio.Protocol]:
+    """`protocol`, binding each connection to `client`; with `uid`, refusing every
+    connection whose peer socket is not owned by `uid`."""
 
-    class PeerChecked(protocol):  # type: ignore[valid-type,misc]
+    class Bound(protocol):  # type: ignore[valid-type,misc]
+        _key: tuple[int, int] | None = None
+        _transport: Any = None
+
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
             peer = transport.get_extra_info("peername")
             local = transport.get_extra_info("sockname")
-            owner = peer_uid(peer[0], peer[1], server=(local[0], local[1])) if peer else None
-            if owner != uid:
-                log.warning(
-                    "Runtime API on port %s: refused a connection from uid %s (its worker is "
-                    "uid %s)",
-                    local[1],
-                    owner,
-                    uid,
-                )
-                transport.abort()  # type: ignore[attr-defined]
+            if uid is not None:
+                owner = peer_uid(peer[0], peer[1], server=(local[0], local[1])) if peer else None
+                if owner != uid:
+                    _refuse(transport, local[1], owner, uid)
+                    return
+            if peer:
+                self._key, self._transport = (peer[1], local[1]), transport
+                api._accept(self._key, client, transport)
 
-    return PeerChecked
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._key is not None:
+                api._forget(self._key, self._transport)
+            super().connection_lost(exc)
+
+    return Bound
+
+
+def _refuse(transport: asyncio.BaseTransport, port: int, owner: int | None, uid: int) -> None:
+    log.warning(
+        "Runtime API on port %s: refused a connection from uid %s (its worker is uid %s)",
+        port,
+        owner,
+        uid,
+    )
+    transport.abort()  # type: ignore[attr-defined]
 
 
 async def _capped_body(request: Request) -> bytes | None:
     """The body, read as it streams; None as soon as it is known to exceed the limit, so a
     hostile worker cannot make the host hold more than MAX_PAYLOAD_BYTES of it."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
         return None
     data = bytearray()
     async for chunk in request.stream():

@@ -10,6 +10,7 @@ from that uid only.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import itertools
@@ -19,7 +20,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,9 @@ class WorkerSpec:
     timeout_s: int
     function_arn: str
     log_path: Path
+    # Variables holding secret values: served once to each worker by its own Runtime API
+    # (`SECRETS_PATH`), never sent to the zygote, whose memory every later worker inherits.
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -63,14 +67,26 @@ class Isolation:
     gid: int
     pids_max: int = 1024  # processes and threads per worker, as Lambda allows
     tmp_mb: int = 512  # Lambda's default ephemeral storage; counted in the memory limit
+    log_max_bytes: int = 10 * 1024 * 1024  # the host's log rotation size (--log-max-size)
+
+    @property
+    def max_file_bytes(self) -> int:
+        """RLIMIT_FSIZE of a worker: twice the rotation size bounds its log between two
+        rotations; never below /tmp's size, so a function can still fill its /tmp."""
+        return max(2 * self.log_max_bytes, self.tmp_mb * 1024 * 1024)
 
     @classmethod
-    def for_state_dir(cls, state_dir: Path) -> Isolation:
+    def for_state_dir(cls, state_dir: Path, log_max_bytes: int = 10 * 1024 * 1024) -> Isolation:
         """The isolation of the host owning `state_dir`: a cgroup parent and a block of
         100,000 uids derived from the directory, so hosts side by side use distinct ones."""
         tag = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
         base = 1_000_000_000 + (int(tag, 16) % 10_000) * 100_000
-        return cls(cgroup_parent=f"agentform-{tag}", uids=range(base + 1, base + 100_000), gid=base)
+        return cls(
+            cgroup_parent=f"agentform-{tag}",
+            uids=range(base + 1, base + 100_000),
+            gid=base,
+            log_max_bytes=log_max_bytes,
+        )
 
 
 @dataclass(frozen=True)
@@ -93,16 +109,20 @@ class Zygote:
         self._oom: set[int] = set()  # exited workers whose cgroup saw an OOM kill
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()
-        self._free_uids = list(isolation.uids) if isolation is not None else []
-        self._free_uids.reverse()  # pop() hands out the lowest first
+        # FIFO: a freed uid is handed out again last, so a new worker never runs as the uid a
+        # worker had a moment ago (whose Runtime API connections or processes may linger).
+        self._free_uids: collections.deque[int] = collections.deque(
+            isolation.uids if isolation is not None else ()
+        )
 
     def lease_uid(self) -> int:
         """A uid no live worker of this host runs as."""
         if not self._free_uids:
             raise WorkerInitError("no free worker uid left; too many workers")
-        return self._free_uids.pop()
+        return self._free_uids.popleft()
 
     def release_uid(self, uid: int) -> None:
+        """Free `uid` (only once the zygote reported its worker's exit)."""
         self._free_uids.append(uid)
 
     def oom_killed(self, pid: int) -> bool:
@@ -188,6 +208,7 @@ class Zygote:
             "handler": spec.handler,
             "env": environment,
             "log": str(spec.log_path),
+            "fetch_secrets": bool(spec.secrets),
         }
         if self.isolation is not None and uid is not None:
             request["sandbox"] = {
@@ -195,6 +216,7 @@ class Zygote:
                 "memory_mb": spec.memory_mb,
                 "pids_max": self.isolation.pids_max,
                 "tmp_mb": self.isolation.tmp_mb,
+                "max_file_bytes": self.isolation.max_file_bytes,
                 "uid": uid,
                 "gid": self.isolation.gid,
             }
@@ -213,17 +235,28 @@ class Zygote:
         return future
 
     async def stop(self) -> None:
-        """Stop the zygote (stop the workers first: it takes the ones left with it)."""
-        if self._process is None or self._process.returncode is not None:
-            return
-        if self._process.stdin is not None:
-            self._process.stdin.close()  # EOF: it removes its spare sandbox and exits
+        """Stop the zygote (stop the workers first: it takes the ones left with it), then
+        remove the host's cgroups."""
+        if self._process is not None and self._process.returncode is None:
+            await self._stop_process(self._process)
+        if self.isolation is not None:
+            # A clean stop leaves no cgroup behind, not even the host's parent group.
+            try:
+                await asyncio.to_thread(
+                    Cgroup.sweep, self.isolation.cgroup_parent, remove_parent=True
+                )
+            except OSError as exc:
+                log.warning("could not remove cgroup %s: %s", self.isolation.cgroup_parent, exc)
+
+    async def _stop_process(self, process: asyncio.subprocess.Process) -> None:
+        if process.stdin is not None:
+            process.stdin.close()  # EOF: it removes its spare sandbox and exits
         try:
-            await asyncio.wait_for(self._process.wait(), 5)
+            await asyncio.wait_for(process.wait(), 5)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
-                self._process.kill()
-            await self._process.wait()
+                process.kill()
+            await process.wait()
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)
 
@@ -277,6 +310,7 @@ class Worker:
         self.stopped = False
         self.out_of_memory = False  # set by `enforce_memory` before it stops the worker
         self.last_used = time.monotonic()
+        self._secrets_taken = False
 
     # --- RuntimeClient (called by the Runtime API routes) ----------------------------------
 
@@ -296,6 +330,14 @@ class Worker:
         current.outcome.set_result(outcome)
         self._current = None
         return True
+
+    def take_secrets(self) -> dict[str, str] | None:
+        """The worker's secret variables, once (the worker asks before its handler loads);
+        None after that."""
+        if self._secrets_taken:
+            return None
+        self._secrets_taken = True
+        return dict(self.spec.secrets)
 
     def post_init_error(self, body: bytes, error_type: str) -> None:
         if not self._ready.done():
@@ -468,8 +510,12 @@ class Worker:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._exited), 10)
         if self.uid is not None:
-            self._zygote.release_uid(self.uid)
-            self.uid = None
+            uid, self.uid = self.uid, None
+            if self._exited is None:  # never forked
+                self._zygote.release_uid(uid)
+            else:  # free only once the zygote saw it exit, however long that takes
+                zygote = self._zygote
+                self._exited.add_done_callback(lambda _: zygote.release_uid(uid))
         if self._current is not None and not self._current.outcome.done():
             self._current.outcome.cancel()
 

@@ -18,11 +18,13 @@ left in the namespace. So killing the reported pid ends every process of the wor
 zygote removes the cgroup once that pid is reaped.
 
 The zygote is single-threaded (forking a threaded process is unsafe) and speaks JSON lines:
-on stdin `{"id", "task_root", "handler", "env", "log"[, "sandbox"]}`; on stdout `{"id", "pid"}`
-(plus `"cgroup"`: the group's directories, when sandboxed) or `{"id", "error"}` for each
-request, and `{"exited": pid, "code": n[, "oom": bool]}` when a worker ends (`oom`: whether
-its cgroup saw an OOM kill, read before the group is removed). Of the host it imports only
-`sandbox`, which every worker drops again with the rest of `agentform_runtime.host`.
+on stdin `{"id", "task_root", "handler", "env", "log", "fetch_secrets"[, "sandbox"]}` (no
+secret value: a worker with secrets fetches them from its own Runtime API after the fork);
+on stdout `{"id", "pid"}` (plus `"cgroup"`: the group's directories, when sandboxed) or
+`{"id", "error"}` for each request, and `{"exited": pid, "code": n[, "oom": bool]}` when a
+worker ends (`oom`: whether its cgroup saw an OOM kill, read before the group is removed). Of
+the host it imports only `sandbox`, which every worker drops again with the rest of
+`agentform_runtime.host`.
 """
 
 from __future__ import annotations
@@ -146,10 +148,34 @@ def _default_signals() -> None:
         signal.signal(signum, signal.SIG_DFL)
 
 
+# runtime_api.SECRETS_PATH (the zygote imports nothing of the host but `sandbox`).
+_SECRETS_PATH = "/2018-06-01/runtime/agentform/secrets"
+
+
+def _fetch_secrets(runtime_api: str) -> None:
+    """Add the worker's secret variables (connections) to its environment, fetched from its
+    own Runtime API: they never pass through the zygote, whose memory every worker inherits."""
+    import http.client
+
+    host, _, port = runtime_api.rpartition(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request("GET", _SECRETS_PATH)
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    if response.status != 200:
+        raise RuntimeError(f"cannot fetch the worker's secrets: HTTP {response.status} {body!r}")
+    os.environ.update(json.loads(body))
+
+
 def _bootstrap(request: dict[str, Any], task_root: str, preloaded: str) -> Callable[[], None]:
-    """What the worker runs: the artifact's runtime, then awslambdaric's loop."""
+    """What the worker runs: its secrets, the artifact's runtime, then awslambdaric's loop."""
 
     def run() -> None:
+        if request.get("fetch_secrets"):
+            _fetch_secrets(request["env"]["AWS_LAMBDA_RUNTIME_API"])
         os.chdir(task_root)
         sys.path.insert(0, task_root)
         _adopt_runtime(task_root, preloaded)
@@ -204,6 +230,7 @@ def _sandbox_spec(request: dict[str, Any], read_only: tuple[Path, ...]) -> sandb
         read_only=read_only,
         tmp_mb=box["tmp_mb"],
         cgroup=_cgroup_of(box),
+        max_file_bytes=box.get("max_file_bytes"),
     )
 
 

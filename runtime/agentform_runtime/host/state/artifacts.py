@@ -9,10 +9,13 @@ event loop run them in a thread (`put_file` and `unpack`)."""
 from __future__ import annotations
 
 import asyncio
-import compileall
+import contextlib
+import errno
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -22,6 +25,18 @@ MAX_UPLOAD_BYTES = 250 * 1024 * 1024  # the zip as uploaded
 MAX_UNPACKED_BYTES = 250 * 1024 * 1024  # Lambda's limit for a function's unzipped code
 MAX_ENTRIES = 20_000  # files and directories in one zip
 _CHUNK = 1024 * 1024
+# Byte-compiling hostile source can take seconds of CPU and GBs of memory (the compiler's
+# AST): it runs in a child process under these limits, and a failure only means no .pyc.
+COMPILE_MEMORY_BYTES = 1024 * 1024 * 1024  # the child's address space
+COMPILE_CPU_S = 60
+COMPILE_TIMEOUT_S = 120
+_COMPILE = """
+import compileall, resource, sys
+memory, cpu = int(sys.argv[2]), int(sys.argv[3])
+resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+compileall.compile_dir(sys.argv[1], quiet=2, workers=1)
+"""
 
 
 class InvalidArtifact(ValueError):
@@ -149,7 +164,7 @@ class ArtifactStore:
                 _extract(archive, staging)
             # Byte-code now, once: sandboxed workers see the code read-only and would otherwise
             # compile every module on every cold start.
-            compileall.compile_dir(staging, quiet=2, workers=1)
+            _byte_compile(staging)
             if self.group is not None:
                 _share_with_group(staging, self.group)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as exc:
@@ -204,18 +219,43 @@ def _extract(archive: zipfile.ZipFile, root: Path) -> None:
     written = 0
     for member in check_zip(archive):
         path = root / member.filename
-        if member.is_dir():
-            path.mkdir(parents=True, exist_ok=True)
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with archive.open(member) as source, open(path, "wb") as sink:
-            while chunk := source.read(_CHUNK):
-                written += len(chunk)
-                if written > MAX_UNPACKED_BYTES:
-                    raise ArtifactTooLarge(
-                        f"artifact unpacks to more than {MAX_UNPACKED_BYTES} bytes unpacked"
-                    )
-                sink.write(chunk)
+        try:
+            if member.is_dir():
+                path.mkdir(parents=True, exist_ok=True)
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(member) as source, open(path, "wb") as sink:
+                while chunk := source.read(_CHUNK):
+                    written += len(chunk)
+                    if written > MAX_UNPACKED_BYTES:
+                        raise ArtifactTooLarge(
+                            f"artifact unpacks to more than {MAX_UNPACKED_BYTES} bytes unpacked"
+                        )
+                    sink.write(chunk)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise  # the host's disk, not the artifact
+            # The zip's own fault: a file `a` and a directory `a/b`, two members one path...
+            raise InvalidArtifact(
+                f"artifact member {member.filename!r} cannot be unpacked: {exc.strerror or exc}"
+            ) from None
+
+
+def _byte_compile(root: Path) -> None:
+    """Byte-compile `root` in a bounded child process; its failure is ignored (a module
+    without a .pyc is compiled in memory when imported)."""
+    command = [sys.executable, "-c", _COMPILE, str(root)]
+    command += [str(COMPILE_MEMORY_BYTES), str(COMPILE_CPU_S)]
+    with contextlib.suppress(subprocess.TimeoutExpired):  # run() killed it
+        subprocess.run(
+            command,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=COMPILE_TIMEOUT_S,
+            check=False,
+        )
 
 
 def _share_with_group(root: Path, gid: int) -> None:
