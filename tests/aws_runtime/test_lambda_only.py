@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,10 +17,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from agentform.scripted_model import ScriptedModelServer
+from agentform_runtime.aws_contract import hop_key_secret_name
 from agentform_runtime.specs import DeploymentKey
 from agentform_runtime.workload.aws import clients
 from agentform_runtime.workload.aws.hop_token import HopClaims, sign
 from tests.aws_runtime.platforms import AwsPlatform
+from tests.aws_runtime.router import LambdaRouter
 
 WHOAMI = """
 def run(inputs, ctx):
@@ -56,10 +59,15 @@ def jwks() -> Iterator[tuple[str, Any]]:
 
 
 def test_end_user_jwts_from_a_jwks_url(
-    aws_platform: AwsPlatform, model_server: ScriptedModelServer, jwks: tuple[str, Any]
+    router: LambdaRouter,
+    pulumi_bin: Path,
+    tmp_path: Path,
+    model_server: ScriptedModelServer,
+    jwks: tuple[str, Any],
 ) -> None:
     url, key = jwks
-    aws_platform.env.auth = {"jwks_url": url}
+    # `agentform:jwksUrl` alone: no HS256 secret.
+    aws_platform = AwsPlatform(router, tmp_path / "aws", pulumi_bin, jwt_secret=None, jwks_url=url)
     aws_platform.model(model_server)
     aws_platform.agent("whoami", code=WHOAMI)
 
@@ -97,7 +105,11 @@ def test_a_hop_token_is_valid_only_for_its_target(
     aws_platform.model(model_server)
     aws_platform.agent("whoami", code=WHOAMI)
     # Sign as the environment's functions do, with the real hop key, for another target.
-    monkeypatch.setenv("AGENTFORM_HOP_KEY_SECRET", aws_platform.env.hop_key_arn)
+    aws_platform.up()
+    hop_key = aws_platform.router.client("secretsmanager").describe_secret(
+        SecretId=hop_key_secret_name("development")
+    )["ARN"]
+    monkeypatch.setenv("AGENTFORM_HOP_KEY_SECRET", hop_key)
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws_platform.router.url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

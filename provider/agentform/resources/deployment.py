@@ -106,6 +106,9 @@ class DeploymentProvider(AgentformProvider):
         "policy_specs",
         "environment_policy_specs",
         *_SETTINGS,
+        # The version `check` computes from the inputs against the live one read back: after
+        # `refresh` sees `live` moved out of band, the next `up` moves it back.
+        "version",
     )
 
     def _label(self, inputs: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ config = pulumi.Config()
 enabled = config.get_bool("enabled")
 location = config.get("tool_location")
 
-development = Environment("development", description="AWS tests")
+development = Environment("development", name="development", description="AWS tests")
 key = IntegrationConnection(
     "llm-key", provider="openai-compatible", secrets={"api_key": config.require_secret("api_key")}
 )
