@@ -22,41 +22,40 @@ class JwtSettings:
         return bool(self.secret or self.jwks_url)
 
 
-def put_jwt_secret(aws: AwsSession, environment: str, value: str) -> str:
-    """Create or update the environment's JWT secret; return its ARN."""
+def put_jwt_secret(aws: AwsSession, environment: str, value: str) -> tuple[str, str]:
+    """Create or update the environment's JWT secret; return its ARN and current version id."""
     manager = aws.client("secretsmanager")
     name = jwt_secret_name(environment)
-    arn = catalog.secret_arn(aws, name)
-    if arn is None:
+    if catalog.secret_arn(aws, name) is None:
         try:
-            return str(
-                manager.create_secret(
-                    Name=name,
-                    Description=f"Agentform: end users' HS256 JWT key in environment "
-                    f"'{environment}'",
-                    SecretString=value,
-                    Tags=catalog.tag_list({"agentform:environment": environment}),
-                )["ARN"]
+            made = manager.create_secret(
+                Name=name,
+                Description=f"Agentform: end users' HS256 JWT key in environment '{environment}'",
+                SecretString=value,
+                Tags=catalog.tag_list({"agentform:environment": environment}),
             )
+            return str(made["ARN"]), str(made["VersionId"])
         except manager.exceptions.ResourceExistsException:
-            # Another agent's deployment, put in parallel by the engine, made it just now.
-            arn = str(manager.describe_secret(SecretId=name)["ARN"])
-    if manager.get_secret_value(SecretId=arn)["SecretString"] != value:
-        manager.put_secret_value(SecretId=arn, SecretString=value)
-    return arn
+            pass  # another agent's deployment, put in parallel by the engine, made it just now
+    current = manager.get_secret_value(SecretId=name)
+    if current["SecretString"] != value:
+        current = manager.put_secret_value(SecretId=name, SecretString=value)
+    return str(current["ARN"]), str(current["VersionId"])
 
 
 def resolve(aws: AwsSession, environment: str, settings: JwtSettings) -> tuple[str | None, str]:
     """(the JWT secret's ARN or None, the `AGENTFORM_AUTH` value or "") for an agent.
 
-    Without `agentform:jwtSecret` the environment's JWT secret (if an earlier configuration
-    made one) is deleted, so a removed key stops working."""
-    arn = None
+    The value names the secret's version too: a new key is a new configuration, so Lambda
+    publishes a version whose fresh execution environments read it (a warm one keeps the
+    secret it read). Without `agentform:jwtSecret` the environment's JWT secret (if an earlier
+    configuration made one) is deleted, so a removed key stops working."""
+    arn = version = None
     if settings.secret:
-        arn = put_jwt_secret(aws, environment, settings.secret)
+        arn, version = put_jwt_secret(aws, environment, settings.secret)
     else:
         catalog.delete_secret(aws, jwt_secret_name(environment))
     if not settings.configured:
         return None, ""
-    auth = {"jwt_secret_arn": arn, "jwks_url": settings.jwks_url}
+    auth = {"jwt_secret_arn": arn, "jwt_secret_version": version, "jwks_url": settings.jwks_url}
     return arn, json.dumps({k: v for k, v in auth.items() if v}, sort_keys=True)
