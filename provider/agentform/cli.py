@@ -57,6 +57,31 @@ TokenOption = Annotated[
 ]
 
 
+PlatformOption = Annotated[
+    str,
+    typer.Option(
+        "--platform",
+        help="`local` (the host at --endpoint) or `aws` (the stack's AWS account and region).",
+    ),
+]
+RegionOption = Annotated[
+    str | None,
+    typer.Option("--region", help="aws: the stack's agentform:region (default: the AWS SDK's)."),
+]
+AwsEndpointOption = Annotated[
+    str | None,
+    typer.Option(
+        "--aws-endpoint-url",
+        help="aws: the stack's agentform:awsEndpointUrl (moto, LocalStack; default: AWS).",
+    ),
+]
+
+
+def _check_platform(platform: str) -> None:
+    if platform not in ("local", "aws"):
+        fail(f"--platform is '{platform}'", "use `local` or `aws`")
+
+
 @app.callback()
 def _root() -> None:
     """Agentform: AI agents, their tools and model APIs as Pulumi resources."""
@@ -296,9 +321,20 @@ def traces(
     endpoint: EndpointOption = DEFAULT_ENDPOINT,
     token: TokenOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON.")] = False,
+    platform_name: PlatformOption = "local",
+    environment: Annotated[
+        str | None,
+        typer.Option("--environment", help="aws: the environment whose table holds the trace."),
+    ] = None,
+    region: RegionOption = None,
+    aws_endpoint_url: AwsEndpointOption = None,
 ) -> None:
     """Print the lineage tree of one request: every hop with kind, name, version, identity,
     duration, status and tokens."""
+    _check_platform(platform_name)
+    if platform_name == "aws":
+        _aws_traces(request_or_trace_id, environment, region, aws_endpoint_url, as_json)
+        return
     with _admin(endpoint, token) as platform:
         execution = _call(lambda: platform.get(f"/v1/executions/{request_or_trace_id}"))
         trace_id = execution["trace_id"] if execution else request_or_trace_id
@@ -315,6 +351,36 @@ def traces(
         console.print(lineage_tree(trace_id, trace["executions"]))
 
 
+def _aws_traces(
+    request_or_trace_id: str,
+    environment: str | None,
+    region: str | None,
+    endpoint_url: str | None,
+    as_json: bool,
+) -> None:
+    from agentform import aws_cli
+    from agentform_runtime.errors import AgentformError
+
+    if not environment:
+        fail("--platform aws needs --environment", "the environment the request ran in")
+    try:
+        records = aws_cli.trace(environment, request_or_trace_id, region, endpoint_url)
+    except AgentformError as exc:
+        fail(exc.message)
+    if not records:
+        fail(
+            f"no request or trace '{request_or_trace_id}' in environment '{environment}' on AWS",
+            "ids are in each answer's x-agentform-request-id and x-agentform-trace-id headers",
+        )
+    trace_id = str(records[0]["trace_id"])
+    if as_json:
+        console.print_json(data={"trace_id": trace_id, "executions": records})
+        return
+    from agentform.lineage import lineage_tree
+
+    console.print(lineage_tree(trace_id, records))
+
+
 _STATUS_FIELDS = ("environment", "kind", "name", "status", "version", "instances", "url")
 
 
@@ -326,8 +392,24 @@ def status(
         bool,
         typer.Option("--json", help=f"Print the deployments as JSON: {', '.join(_STATUS_FIELDS)}."),
     ] = False,
+    platform_name: PlatformOption = "local",
+    region: RegionOption = None,
+    aws_endpoint_url: AwsEndpointOption = None,
 ) -> None:
     """Show the host and every deployment (a table on a terminal, tab-separated otherwise)."""
+    _check_platform(platform_name)
+    if platform_name == "aws":
+        from agentform import aws_cli
+        from agentform_runtime.errors import AgentformError
+
+        try:
+            where, rows = aws_cli.status(region, aws_endpoint_url)
+        except AgentformError as exc:
+            fail(exc.message)
+        environments = sorted({row["environment"] for row in rows})
+        heading = f"aws {where}: {len(rows)} deployment(s) in {len(environments)} environment(s)"
+        _print_status(heading, rows, as_json)
+        return
     with _admin(endpoint, token) as platform:
         environments = _call(lambda: platform.request("GET", "/v1/environments"))
         deployments = [
@@ -343,10 +425,14 @@ def status(
         {**{field: item[field] for field in _STATUS_FIELDS}, "instances": len(item["instances"])}
         for item in deployments
     ]
+    _print_status(f"host {endpoint}: up, {len(environments)} environment(s)", rows, as_json)
+
+
+def _print_status(heading: str, rows: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    console.print(f"host {endpoint}: up, {len(environments)} environment(s)", markup=False)
+    console.print(heading, markup=False)
     columns = ("environment", "deployment", "status", "version", "instances", "url")
     cells = [
         (
@@ -354,7 +440,7 @@ def status(
             f"{row['kind']}/{row['name']}",
             row["status"],
             row["version"],
-            str(row["instances"]),
+            "-" if row["instances"] is None else str(row["instances"]),
             row["url"],
         )
         for row in rows

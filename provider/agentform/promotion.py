@@ -21,6 +21,7 @@ from typing import Any
 
 from pulumi import automation as auto
 
+from agentform.platforms.base import PlatformSettings
 from agentform.release import (
     HISTORY_LIMIT,
     RELEASE_KEY,
@@ -194,52 +195,87 @@ def current_pin(config: dict[str, auto.ConfigValue], stack: str) -> Pin | None:
         ) from None
 
 
-def _endpoint_of(config: dict[str, auto.ConfigValue]) -> tuple[str, str]:
-    endpoint = config.get("agentform:endpoint")
-    token = config.get("agentform:token")
-    return (
-        resolve_endpoint(endpoint.value if endpoint else None),
-        resolve_token(token.value if token else None),
-    )
+@dataclass(frozen=True)
+class ArtifactStore:
+    """Where a stack's artifacts live, from its `agentform:*` configuration: the local host
+    (`agentform:endpoint`, `agentform:token`) or AWS (`agentform:region`,
+    `agentform:awsEndpointUrl`: the S3 bucket its deployments read, one object per digest)."""
+
+    label: str
+    settings: PlatformSettings
+    token: str
+
+    @classmethod
+    def of(cls, config: dict[str, auto.ConfigValue]) -> ArtifactStore:
+        values = {k: v.value for k, v in config.items() if k.startswith("agentform:")}
+        try:
+            settings = PlatformSettings.from_config(values)
+        except ValueError as exc:
+            raise PromotionError(str(exc), "fix the stack's configuration") from None
+        if settings.platform == "aws":
+            where = settings.region or "the AWS SDK's region"
+            via = f", {settings.aws_endpoint_url}" if settings.aws_endpoint_url else ""
+            label = f"AWS ({where}{via})"
+            return cls(label, settings, "")
+        endpoint = resolve_endpoint(settings.endpoint)
+        return cls(endpoint, settings, resolve_token(settings.token))
+
+    def open(self) -> Any:
+        from agentform.platforms import open_platform
+
+        return open_platform(self.settings, self.token)
+
+
+def _download(platform: Any, digest: str) -> bytes:
+    """The artifact's bytes from a local host or AWS (unverified: the caller checks)."""
+    if hasattr(platform, "download_artifact"):
+        return bytes(platform.download_artifact(digest))
+    from agentform.platforms.aws import catalog
+    from agentform.platforms.aws.session import aws_errors
+
+    return aws_errors(catalog.read_artifact)(platform.aws, digest)
 
 
 def copy_artifacts(
     bundle: Bundle,
-    origin: tuple[str, str],
-    destination: tuple[str, str],
+    origin: ArtifactStore,
+    destination: ArtifactStore,
     say: Callable[[str], None],
 ) -> int:
-    """Make every artifact of the bundle present on the destination's host, copied from the
-    origin's host when missing and verified by digest both ways. Returns how many were copied."""
-    from agentform.platform import Endpoint, LocalPlatform
+    """Make every artifact of the bundle present in the destination's store (a local host or
+    AWS), copied from the origin's when missing and verified by digest both ways. Returns how
+    many were copied."""
     from agentform_runtime.errors import AgentformError
 
     copied = 0
     try:
-        with (
-            LocalPlatform(Endpoint(*destination)) as target,
-            LocalPlatform(Endpoint(*origin)) as source,
-        ):
+        with destination.open() as target, origin.open() as source:
             for digest in bundle.artifacts():
-                if target.get(f"/v1/artifacts/{digest}") is not None:
+                if target.has_artifact(digest):
                     continue
-                if origin[0] == destination[0]:
+                if origin.label == destination.label:
                     raise PromotionError(
-                        f"artifact {digest} of the release is not on {destination[0]}",
+                        f"artifact {digest} of the release is not on {destination.label}",
                         "run `pulumi up` on the origin stack again",
                     )
-                data = source.download_artifact(digest)
+                data = _download(source, digest)
                 if digest_of(data) != digest:
                     raise PromotionError(
-                        f"artifact {digest} from {origin[0]} does not match its digest",
-                        "the origin host's artifact store is damaged; redeploy the origin",
+                        f"artifact {digest} from {origin.label} does not match its digest",
+                        "the origin's artifact store is damaged; redeploy the origin",
                     )
                 if target.upload_artifact(data) != digest:
-                    raise PromotionError(f"{destination[0]} stored {digest} under another digest")
+                    raise PromotionError(
+                        f"{destination.label} stored {digest} under another digest"
+                    )
                 copied += 1
-                say(f"copied artifact {_short(digest)} to {destination[0]} (digest verified)")
+                say(f"copied artifact {_short(digest)} to {destination.label} (digest verified)")
     except AgentformError as exc:
-        raise PromotionError(exc.message, "check agentform:endpoint and agentform:token") from None
+        raise PromotionError(
+            exc.message,
+            "check agentform:endpoint and agentform:token (local), or the AWS credentials, "
+            "agentform:region and agentform:awsEndpointUrl (aws)",
+        ) from None
     return copied
 
 
@@ -407,9 +443,9 @@ class Promotion:
         return self._pin(Bundle.of(target.deployments), target.origin, target.with_policies)
 
     def _copy(self, pin: Pin) -> None:
-        origin = _endpoint_of(self.from_config)
-        destination = _endpoint_of(self.to_config)
-        copy_artifacts(pin, origin, destination, self.say)
+        copy_artifacts(
+            pin, ArtifactStore.of(self.from_config), ArtifactStore.of(self.to_config), self.say
+        )
 
     def restore(self) -> None:
         """Put TO's pin back as it was before `prepare`."""

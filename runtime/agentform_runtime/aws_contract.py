@@ -11,7 +11,10 @@ Per environment the deployer creates:
 - per integration connection, one Secrets Manager secret, `connection_secret_name(name)`,
   holding the JSON `{"provider", "config", "secrets"}` (what the local host hands a model
   workload as AGENTFORM_CONNECTION); only model deployments' roles may read it;
-- optionally the end-user JWT settings, in `AUTH_VAR` of each agent function.
+- when the stack sets `agentform:jwtSecret`, one Secrets Manager secret,
+  `jwt_secret_name(environment)`, whose string is the end users' HS256 key;
+- the end-user JWT settings (`agentform:jwtSecret`, `agentform:jwksUrl`), in `AUTH_VAR` of
+  each agent function.
 
 Per deployment: a function `function_name(...)`, an alias `LIVE_ALIAS`, one IAM role.
 
@@ -28,7 +31,7 @@ What the workload expects of them (`agentform_runtime.workload.aws`; added with 
   undeclared call is refused by IAM and reported as `NotDeclared`), `dynamodb:GetItem`,
   `PutItem` and `UpdateItem` on the table (lineage, budgets, API keys; writes go through
   `TransactWriteItems`), and `secretsmanager:GetSecretValue` on the hop key, the JWT secret
-  and its connection's secret;
+  (agents) and its connection's secret (models);
 - lineage records are read back with `workload.aws.lineage.trace(table, id)` (for
   `agentform traces` and `status` against `aws`; `dynamodb:Query` for the reader).
 """
@@ -73,6 +76,10 @@ def table_name(environment: str) -> str:
 
 def hop_key_secret_name(environment: str) -> str:
     return f"{_PREFIX}/{environment}/hop-key"
+
+
+def jwt_secret_name(environment: str) -> str:
+    return f"{_PREFIX}/{environment}/jwt-secret"
 
 
 def connection_secret_name(connection: str) -> str:

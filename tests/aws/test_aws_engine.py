@@ -204,6 +204,17 @@ def test_code_change_disable_rollback_refresh_region_and_destroy(
     project.refresh()
     refreshed = _state(project, "echo-dev")
     assert (refreshed["version"], refreshed["max_instances"]) == (second["echo_version"], 3)
+    # ... and the next `up` puts back what the program declares.
+    project.up()
+    assert (_alias_version(moto, echo), _reserved(moto, echo)) == ("1", 2)
+    # The alias target alone is part of the diff: moved out of band, it is moved back.
+    lam.update_alias(FunctionName=echo, Name=LIVE_ALIAS, FunctionVersion="2")
+    project.refresh()
+    preview = project.preview()
+    assert change_summary(preview)["update"] == 1, preview.output
+    project.up()
+    assert _alias_version(moto, echo) == "1"
+    assert project.outputs()["echo_version"] == first
 
     # A location policy moves the function to a region in Germany.
     project.config("tool_location", "de")

@@ -1,9 +1,13 @@
 """One interface over the two platforms, so the acceptance cases run unchanged on both:
-`local` (the real local host) and `aws` (moto + the test-only Lambda router + aws-lambda-rie).
-"""
+`local` (the real local host) and `aws` (the real provider under the real Pulumi engine,
+deploying onto moto behind the test-only Lambda router, which runs the zips under
+aws-lambda-rie). `DeployerAwsPlatform` deploys with the test deployer instead, for what a
+Pulumi program cannot declare (a cycle of chained agents)."""
 
 from __future__ import annotations
 
+import json
+import secrets
 import textwrap
 import time
 from pathlib import Path
@@ -17,9 +21,12 @@ from agentform.scripted_model import ScriptedModelServer
 from agentform_runtime.aws_contract import function_name, table_name
 from agentform_runtime.specs import DeploymentKey, Manifest, WorkloadKind
 from agentform_runtime.workload.aws import lineage
+from agentform_runtime.workload.aws.identity import api_key_item, hash_key
+from tests.aws.moto_server import CREDENTIALS
 from tests.aws_runtime.deployer import AwsEnvironment
-from tests.aws_runtime.router import LambdaRouter
+from tests.aws_runtime.router import REGION, LambdaRouter
 from tests.support.agents import deploy_agent, deploy_model
+from tests.support.engine import PulumiProject
 from tests.support.hosts import RunningHost
 from tests.support.workloads import deploy, function_artifact, setup_environment
 
@@ -145,8 +152,10 @@ class LocalPlatform(Platform):
         return list(response.json()["executions"])
 
 
-class AwsPlatform(Platform):
-    name = "aws"
+class DeployerAwsPlatform(Platform):
+    """TEST-ONLY: deploys with `tests/aws_runtime/deployer.py`, not the provider."""
+
+    name = "aws-test-deployer"
 
     def __init__(self, router: LambdaRouter, workdir: Path) -> None:
         self.router = router
@@ -207,6 +216,127 @@ class AwsPlatform(Platform):
 
     def url(self, kind: str, name: str) -> str:
         """The function URL (served by the test-only router)."""
+        function = function_name(DeploymentKey(ENV, kind, name))
+        return f"{self.router.url}/lambda-url/{function}/"
+
+    def trace(self, trace_or_request_id: str) -> list[dict[str, Any]]:
+        return lineage.trace(table_name(ENV), trace_or_request_id, self.router.client("dynamodb"))
+
+
+PROGRAM = Path(__file__).parent / "programs" / "acceptance"
+MODEL_API_KEY = "sk-test-123"
+
+
+class AwsPlatform(Platform):
+    """`agentform:platform aws` through the real provider and Pulumi engine, against the
+    test-only router (moto + aws-lambda-rie), with readiness invocations (the router runs
+    code). Declarations accumulate; the first request (or `api_key`) runs `pulumi up`."""
+
+    name = "aws"
+
+    def __init__(
+        self,
+        router: LambdaRouter,
+        workdir: Path,
+        pulumi_bin: Path,
+        *,
+        jwt_secret: str | None = JWT_SECRET,
+        jwks_url: str | None = None,
+    ) -> None:
+        self.router = router
+        self.workdir = workdir
+        self.project = PulumiProject(
+            workdir / "project",
+            PROGRAM,
+            pulumi_bin,
+            env={**CREDENTIALS, "AGENTFORM_STATE_DIR": str(workdir / "no-host")},
+        )
+        for key, value in {
+            "agentform:platform": "aws",
+            "agentform:region": REGION,
+            "agentform:awsEndpointUrl": router.url,
+            "agentform:awsReadiness": "invoke",
+            **({"agentform:jwksUrl": jwks_url} if jwks_url else {}),
+        }.items():
+            self.project.config(key, value)
+        if jwt_secret:
+            self.project.config("agentform:jwtSecret", jwt_secret, secret=True)
+        self.project.config("model_api_key", MODEL_API_KEY, secret=True)
+        self.declared: dict[str, list[dict[str, Any]]] = {
+            "models": [],
+            "functions": [],
+            "agents": [],
+        }
+        self._deployed = ""  # the declarations last deployed (JSON)
+        self._key = ""
+
+    def up(self) -> None:
+        """`pulumi up` when the declarations changed since the last one."""
+        workloads = json.dumps(self.declared, sort_keys=True)
+        if workloads == self._deployed:
+            return
+        self.project.config("workloads", workloads)
+        self.project.up()
+        self._deployed = workloads
+
+    def model(self, server: ScriptedModelServer, name: str = "chat") -> None:
+        self.declared["models"].append({"name": name, "base_url": f"{server.url}/v1"})
+
+    def function(self, name: str, source: str) -> None:
+        code = _code(self.workdir, name, "")
+        (code / f"{name.replace('-', '_')}.py").unlink()
+        (code / "tool.py").write_text(textwrap.dedent(source))
+        self.declared["functions"].append(
+            {"name": name, "code": str(code), "entrypoint": "tool:main"}
+        )
+
+    def update_function(self, name: str, source: str) -> None:
+        """New code in the function's directory, then `pulumi up`: a new version, blue-green."""
+        (self.workdir / f"code-{name}" / "tool.py").write_text(textwrap.dedent(source))
+        self.project.config("workloads", json.dumps(self.declared, sort_keys=True))
+        self.project.up()
+
+    def agent(
+        self,
+        name: str,
+        *,
+        functions: tuple[str, ...] = (),
+        agents: tuple[str, ...] = (),
+        code: str | None = None,
+        policies: list[dict[str, Any]] | None = None,
+        **spec: Any,
+    ) -> None:
+        # A handoff's description is the chained agent's own `description` in a program.
+        for chained, description in (spec.get("handoffs") or {}).items():
+            for declared in self.declared["agents"]:
+                if declared["name"] == chained:
+                    declared["description"] = description
+        self.declared["agents"].append(
+            {
+                "name": name,
+                "functions": list(functions),
+                "agents": list(agents),
+                "instructions": spec.get("instructions", ""),
+                "description": "",
+                "code": str(_code(self.workdir, name, code)) if code else None,
+                "entrypoint": f"{name.replace('-', '_')}:run" if code else None,
+                "policies": policies or [],
+            }
+        )
+
+    def api_key(self) -> str:
+        """An environment API key, written as `put_api_key` does (only its hash is kept)."""
+        self.up()
+        if not self._key:
+            self._key = "afk_" + secrets.token_urlsafe(32)
+            self.router.client("dynamodb").put_item(
+                TableName=table_name(ENV), Item=api_key_item("key_test", hash_key(self._key), ENV)
+            )
+        return self._key
+
+    def url(self, kind: str, name: str) -> str:
+        """The function URL (served by the test-only router)."""
+        self.up()
         function = function_name(DeploymentKey(ENV, kind, name))
         return f"{self.router.url}/lambda-url/{function}/"
 

@@ -265,7 +265,10 @@ def test_a_token_budget_exhausts_and_refuses(
     ]
 
 
-def test_a_handoff_cycle_is_refused(platform: Platform, model_server: ScriptedModelServer) -> None:
+def test_a_handoff_cycle_is_refused(
+    cycle_platform: Platform, model_server: ScriptedModelServer
+) -> None:
+    platform = cycle_platform
     platform.model(model_server)
     platform.agent("ping", agents=("pong",))
     platform.agent("pong", agents=("ping",))

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,10 +17,18 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from agentform.scripted_model import ScriptedModelServer
+from agentform_runtime.aws_contract import (
+    AUTH_VAR,
+    LIVE_ALIAS,
+    function_name,
+    hop_key_secret_name,
+    jwt_secret_name,
+)
 from agentform_runtime.specs import DeploymentKey
 from agentform_runtime.workload.aws import clients
 from agentform_runtime.workload.aws.hop_token import HopClaims, sign
-from tests.aws_runtime.platforms import AwsPlatform
+from tests.aws_runtime.platforms import JWT_SECRET, AwsPlatform, jwt_for
+from tests.aws_runtime.router import LambdaRouter
 
 WHOAMI = """
 def run(inputs, ctx):
@@ -56,10 +65,15 @@ def jwks() -> Iterator[tuple[str, Any]]:
 
 
 def test_end_user_jwts_from_a_jwks_url(
-    aws_platform: AwsPlatform, model_server: ScriptedModelServer, jwks: tuple[str, Any]
+    router: LambdaRouter,
+    pulumi_bin: Path,
+    tmp_path: Path,
+    model_server: ScriptedModelServer,
+    jwks: tuple[str, Any],
 ) -> None:
     url, key = jwks
-    aws_platform.env.auth = {"jwks_url": url}
+    # `agentform:jwksUrl` alone: no HS256 secret.
+    aws_platform = AwsPlatform(router, tmp_path / "aws", pulumi_bin, jwt_secret=None, jwks_url=url)
     aws_platform.model(model_server)
     aws_platform.agent("whoami", code=WHOAMI)
 
@@ -97,7 +111,11 @@ def test_a_hop_token_is_valid_only_for_its_target(
     aws_platform.model(model_server)
     aws_platform.agent("whoami", code=WHOAMI)
     # Sign as the environment's functions do, with the real hop key, for another target.
-    monkeypatch.setenv("AGENTFORM_HOP_KEY_SECRET", aws_platform.env.hop_key_arn)
+    aws_platform.up()
+    hop_key = aws_platform.router.client("secretsmanager").describe_secret(
+        SecretId=hop_key_secret_name("development")
+    )["ARN"]
+    monkeypatch.setenv("AGENTFORM_HOP_KEY_SECRET", hop_key)
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws_platform.router.url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -117,3 +135,50 @@ def test_a_hop_token_is_valid_only_for_its_target(
     assert addressed.status_code == 200, addressed.text
     assert addressed.json()["output"] == json.dumps({"identity": "erin"})
     assert addressed.headers["x-agentform-trace-id"] == "1" * 32
+
+
+def _live_variables(platform: AwsPlatform, function: str) -> dict[str, str]:
+    lam = platform.router.client("lambda")
+    version = lam.get_alias(FunctionName=function, Name=LIVE_ALIAS)["FunctionVersion"]
+    configuration = lam.get_function_configuration(FunctionName=function, Qualifier=version)
+    return dict(configuration["Environment"]["Variables"])
+
+
+def _readable_secrets(platform: AwsPlatform, function: str) -> list[str]:
+    document = platform.router.client("iam").get_role_policy(
+        RoleName=function, PolicyName="agentform"
+    )["PolicyDocument"]
+    document = document if isinstance(document, dict) else json.loads(document)
+    statement = next(s for s in document["Statement"] if s.get("Sid") == "Secrets")
+    return list(statement["Resource"])
+
+
+def test_jwt_settings_come_from_the_stack_configuration(
+    aws_platform: AwsPlatform, model_server: ScriptedModelServer
+) -> None:
+    aws_platform.model(model_server)
+    aws_platform.function("echo", "def main() -> dict:\n    return {}\n")
+    aws_platform.agent("whoami", code=WHOAMI)
+    answer = aws_platform.ask("whoami", jwt_for("alice"), {})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["output"] == json.dumps({"identity": "alice"})
+
+    # The key is in Secrets Manager, readable by agents only, and nowhere in the stack's state.
+    secrets = aws_platform.router.client("secretsmanager")
+    stored = secrets.get_secret_value(SecretId=jwt_secret_name("development"))
+    assert stored["SecretString"] == JWT_SECRET
+    agent = function_name(DeploymentKey("development", "agents", "whoami"))
+    tool = function_name(DeploymentKey("development", "functions", "echo"))
+    auth = json.loads(_live_variables(aws_platform, agent)[AUTH_VAR])
+    assert auth["jwt_secret_arn"] == stored["ARN"]
+    assert AUTH_VAR not in _live_variables(aws_platform, tool)
+    assert stored["ARN"] in _readable_secrets(aws_platform, agent)
+    assert stored["ARN"] not in _readable_secrets(aws_platform, tool)
+    assert JWT_SECRET not in json.dumps(aws_platform.project.export())
+
+    # A new key in the configuration reaches the agent at the next `up`; the old one stops.
+    rotated = "a-rotated-jwt-secret-of-32-bytes-or-more"
+    aws_platform.project.config("agentform:jwtSecret", rotated, secret=True)
+    aws_platform.project.up()
+    assert aws_platform.ask("whoami", jwt_for("bob", secret=rotated), {}).status_code == 200
+    assert aws_platform.ask("whoami", jwt_for("alice"), {}).status_code == 401

@@ -42,6 +42,18 @@ class Run:
     def json(self) -> Any:
         return json.loads(self.stdout)
 
+    def errors(self) -> str:
+        """The error diagnostics of a `--json` run, one a line (first: they are the why)."""
+        lines = []
+        for line in self.stdout.splitlines():
+            try:
+                event = json.loads(line).get("diagnosticEvent") or {}
+            except (ValueError, AttributeError):
+                continue
+            if event.get("severity") == "error":
+                lines.append(f"{event.get('urn', '')}: {event.get('message', '').strip()}\n")
+        return "".join(lines)
+
     def events(self) -> list[dict[str, Any]]:
         """The engine events of `up/refresh --json` (one JSON object a line)."""
         return [
@@ -102,7 +114,8 @@ class PulumiProject:
         run = Run(command, result.returncode, result.stdout, result.stderr)
         if check and run.returncode != 0:
             raise AssertionError(
-                f"{' '.join(command)} failed ({run.returncode}):\n{run.output[-6000:]}"
+                f"{' '.join(command)} failed ({run.returncode}):\n{run.errors()}"
+                f"{run.output[-6000:]}"
             )
         return run
 

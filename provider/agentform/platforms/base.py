@@ -57,6 +57,8 @@ class PlatformSettings:
     region: str | None = None  # aws: agentform:region (default: the AWS SDK's)
     aws_endpoint_url: str | None = None  # aws: agentform:awsEndpointUrl (moto, LocalStack)
     aws_readiness: Literal["invoke", "state"] = "invoke"  # aws: agentform:awsReadiness
+    jwt_secret: str | None = None  # aws: agentform:jwtSecret (secret), end users' HS256 key
+    jwks_url: str | None = None  # aws: agentform:jwksUrl, end users' JWKS document
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> PlatformSettings:
@@ -79,4 +81,6 @@ class PlatformSettings:
             region=config.get("agentform:region"),
             aws_endpoint_url=config.get("agentform:awsEndpointUrl"),
             aws_readiness=cast(Literal["invoke", "state"], readiness),
+            jwt_secret=config.get("agentform:jwtSecret") or None,
+            jwks_url=config.get("agentform:jwksUrl") or None,
         )

@@ -38,7 +38,16 @@ if TYPE_CHECKING:
 #: The stack configuration a provider reads (`agentform.platforms.PlatformSettings`).
 CONFIG_KEYS = tuple(
     f"agentform:{k}"
-    for k in ("platform", "endpoint", "token", "region", "awsEndpointUrl", "awsReadiness")
+    for k in (
+        "platform",
+        "endpoint",
+        "token",
+        "region",
+        "awsEndpointUrl",
+        "awsReadiness",
+        "jwtSecret",
+        "jwksUrl",
+    )
 )
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's sentinel for unknown values
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -77,6 +78,27 @@ def with_pin(inputs: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def end_user_auth(workload: Function | ModelApi | Agent) -> dict[str, Any]:
+    """`{"end_user_auth": <fingerprint>}` for an agent on `aws` with `agentform:jwtSecret` or
+    `agentform:jwksUrl` set (the deployer puts them in the function), else nothing, so stacks
+    without JWT settings see no new input."""
+    config = pulumi.Config("agentform")
+    if (config.get("platform") or "local") != "aws" or not isinstance(workload, Agent):
+        return {}
+    secret, jwks_url = config.get_secret("jwtSecret"), config.get("jwksUrl")
+    if secret is None and not jwks_url:
+        return {}
+
+    def fingerprint(values: list[Any]) -> str:
+        return hashlib.sha256("\0".join(str(v) for v in values).encode()).hexdigest()[:16]
+
+    return {
+        "end_user_auth": pulumi.Output.secret(
+            pulumi.Output.all(secret or "", jwks_url or "").apply(fingerprint)
+        )
+    }
+
+
 def read_settings(settings: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
     """Every setting a program can give, as the platform has it now, in input form, so that
     refresh reports an out-of-band change to any of them. A setting the program left unset
@@ -106,6 +128,12 @@ class DeploymentProvider(AgentformProvider):
         "policy_specs",
         "environment_policy_specs",
         *_SETTINGS,
+        # A fingerprint of the stack's end-user JWT settings (agents on aws): a new key
+        # updates the agents' deployments.
+        "end_user_auth",
+        # The version `check` computes from the inputs against the live one read back: after
+        # `refresh` sees `live` moved out of band, the next `up` moves it back.
+        "version",
     )
 
     def _label(self, inputs: dict[str, Any]) -> str:
@@ -258,6 +286,7 @@ class Deployment(pulumi.dynamic.Resource, module="agentform", name="Deployment")
                 "effective_policies": None,
                 **pin_inputs(workload.kind, workload.name),
                 **connection_inputs(),
+                **end_user_auth(workload),
             },
             typed_options(opts),
         )

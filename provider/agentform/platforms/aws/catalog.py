@@ -19,7 +19,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from agentform.platforms.aws.session import AwsSession, is_missing
-from agentform_runtime.aws_contract import connection_secret_name, hop_key_secret_name, table_name
+from agentform_runtime.aws_contract import (
+    connection_secret_name,
+    hop_key_secret_name,
+    jwt_secret_name,
+    table_name,
+)
 from agentform_runtime.errors import AgentformError
 from agentform_runtime.specs import ConnectionSpec, EnvironmentSpec, digest_of
 
@@ -159,6 +164,7 @@ def delete_environment(aws: AwsSession, name: str) -> None:
     except dynamodb.exceptions.ResourceNotFoundException:
         pass
     delete_secret(aws, hop_key_secret_name(name))
+    delete_secret(aws, jwt_secret_name(name))
     delete_record(aws, f"environments/{name}")
 
 

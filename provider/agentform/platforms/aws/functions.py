@@ -21,10 +21,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from agentform.platforms.aws import catalog, iam
+from agentform.platforms.aws import auth, catalog, iam
 from agentform.platforms.aws.regions import architecture_for, region_for
 from agentform.platforms.aws.session import AwsSession, error_code, is_missing
 from agentform_runtime.aws_contract import (
+    AUTH_VAR,
     CONNECTION_SECRET_VAR,
     HOME_REGION_VAR,
     HOP_KEY_SECRET_VAR,
@@ -116,14 +117,19 @@ class Resolved:
     table_arn: str
     hop_key_arn: str
     connection_arn: str | None
+    jwt_secret_arn: str | None = None  # agents, with agentform:jwtSecret
+    auth: str = ""  # AGENTFORM_AUTH of an agent ("" when no JWT settings)
 
 
 class Deployer:
     """Put, read and delete one deployment's function, alias, URL, concurrency and role."""
 
-    def __init__(self, aws: AwsSession, readiness: str) -> None:
+    def __init__(
+        self, aws: AwsSession, readiness: str, jwt: auth.JwtSettings | None = None
+    ) -> None:
         self.aws = aws
         self.readiness = readiness
+        self.jwt = jwt or auth.JwtSettings()
 
     # --- where things are -----------------------------------------------------------------
 
@@ -238,7 +244,11 @@ class Deployer:
             targets[f"{kind.value}/{target}"] = self.aws.lambda_arn(
                 region, function_name(target_key), LIVE_ALIAS
             )
-        return Resolved(targets, table_arn, hop_key_arn, connection_arn)
+        jwt_secret_arn, auth_var = None, ""
+        if key.kind == WorkloadKind.AGENTS.value:
+            # End users reach agents: they verify JWTs with the stack's current settings.
+            jwt_secret_arn, auth_var = auth.resolve(self.aws, key.environment, self.jwt)
+        return Resolved(targets, table_arn, hop_key_arn, connection_arn, jwt_secret_arn, auth_var)
 
     def _put_role(
         self, key: DeploymentKey, spec: DeploymentSpec, placement: Placement, resolved: Resolved
@@ -253,6 +263,7 @@ class Deployer:
             table_arn=resolved.table_arn,
             hop_key_arn=resolved.hop_key_arn,
             connection_arn=resolved.connection_arn,
+            jwt_secret_arn=resolved.jwt_secret_arn,
             log_group_arn=log_group,
         )
         return iam.put_role(self.aws, name, policy, self._tags(key, spec))
@@ -279,6 +290,8 @@ class Deployer:
         }
         if resolved.connection_arn:
             variables[CONNECTION_SECRET_VAR] = resolved.connection_arn
+        if resolved.auth:
+            variables[AUTH_VAR] = resolved.auth
         return variables
 
     def _tags(self, key: DeploymentKey, spec: DeploymentSpec) -> dict[str, str]:

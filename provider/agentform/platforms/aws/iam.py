@@ -2,8 +2,8 @@
 
 - `lambda:InvokeFunction` on exactly the `live` aliases its version declares (none: no such
   statement);
-- `secretsmanager:GetSecretValue` on its own connection's secret (model deployments only) and
-  on its environment's hop-key secret;
+- `secretsmanager:GetSecretValue` on its own connection's secret (model deployments only), on
+  its environment's hop-key secret and, for agents, on the environment's JWT secret;
 - its environment's DynamoDB table, and its own CloudWatch log group."""
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def role_policy(
     hop_key_arn: str,
     connection_arn: str | None,
     log_group_arn: str,
+    jwt_secret_arn: str | None = None,
 ) -> dict[str, Any]:
     statements: list[dict[str, Any]] = []
     if targets:
@@ -44,7 +45,7 @@ def role_policy(
                 "Resource": sorted(targets),
             }
         )
-    secrets = [hop_key_arn] + ([connection_arn] if connection_arn else [])
+    secrets = [hop_key_arn] + [arn for arn in (connection_arn, jwt_secret_arn) if arn]
     statements += [
         {
             "Sid": "Secrets",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentform.platforms.aws import catalog
+from agentform.platforms.aws.auth import JwtSettings
 from agentform.platforms.aws.functions import Deployer
 from agentform.platforms.aws.regions import PlacementError
 from agentform.platforms.aws.session import AwsSession, aws_errors
@@ -19,7 +20,8 @@ class AwsPlatform:
     def __init__(self, settings: PlatformSettings) -> None:
         self.settings = settings
         self.aws = AwsSession(settings.region, settings.aws_endpoint_url)
-        self._deployer = Deployer(self.aws, settings.aws_readiness)
+        jwt = JwtSettings(settings.jwt_secret, settings.jwks_url)
+        self._deployer = Deployer(self.aws, settings.aws_readiness, jwt)
 
     def __enter__(self) -> AwsPlatform:
         return self

@@ -1,0 +1,61 @@
+"""End users' JWT settings on AWS, from the stack configuration: `agentform:jwtSecret` (an
+HS256 key, kept in a Secrets Manager secret per environment) and `agentform:jwksUrl`. Agent
+functions get them as `AGENTFORM_AUTH` and verify tokens themselves; API keys need neither."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from agentform.platforms.aws import catalog
+from agentform.platforms.aws.session import AwsSession
+from agentform_runtime.aws_contract import jwt_secret_name
+
+
+@dataclass(frozen=True)
+class JwtSettings:
+    secret: str | None = None  # agentform:jwtSecret
+    jwks_url: str | None = None  # agentform:jwksUrl
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.secret or self.jwks_url)
+
+
+def put_jwt_secret(aws: AwsSession, environment: str, value: str) -> tuple[str, str]:
+    """Create or update the environment's JWT secret; return its ARN and current version id."""
+    manager = aws.client("secretsmanager")
+    name = jwt_secret_name(environment)
+    if catalog.secret_arn(aws, name) is None:
+        try:
+            made = manager.create_secret(
+                Name=name,
+                Description=f"Agentform: end users' HS256 JWT key in environment '{environment}'",
+                SecretString=value,
+                Tags=catalog.tag_list({"agentform:environment": environment}),
+            )
+            return str(made["ARN"]), str(made["VersionId"])
+        except manager.exceptions.ResourceExistsException:
+            pass  # another agent's deployment, put in parallel by the engine, made it just now
+    current = manager.get_secret_value(SecretId=name)
+    if current["SecretString"] != value:
+        current = manager.put_secret_value(SecretId=name, SecretString=value)
+    return str(current["ARN"]), str(current["VersionId"])
+
+
+def resolve(aws: AwsSession, environment: str, settings: JwtSettings) -> tuple[str | None, str]:
+    """(the JWT secret's ARN or None, the `AGENTFORM_AUTH` value or "") for an agent.
+
+    The value names the secret's version too: a new key is a new configuration, so Lambda
+    publishes a version whose fresh execution environments read it (a warm one keeps the
+    secret it read). Without `agentform:jwtSecret` the environment's JWT secret (if an earlier
+    configuration made one) is deleted, so a removed key stops working."""
+    arn = version = None
+    if settings.secret:
+        arn, version = put_jwt_secret(aws, environment, settings.secret)
+    else:
+        catalog.delete_secret(aws, jwt_secret_name(environment))
+    if not settings.configured:
+        return None, ""
+    auth = {"jwt_secret_arn": arn, "jwt_secret_version": version, "jwks_url": settings.jwks_url}
+    return arn, json.dumps({k: v for k, v in auth.items() if v}, sort_keys=True)
