@@ -234,6 +234,24 @@ DEFAULT_HANDLER = "agentform_runtime.workload.handler.handle"
 HEALTH_PATH = "/_agentform/health"  # the readiness probe every handler answers
 
 
+def health_event() -> bytes:
+    """The readiness probe as a Lambda function-URL event (payload format 2.0): what the host
+    and the AWS deployer both send a new version before routing requests to it."""
+    import json
+
+    return json.dumps(
+        {
+            "version": "2.0",
+            "rawPath": HEALTH_PATH,
+            "rawQueryString": "",
+            "headers": {},
+            "body": "",
+            "isBase64Encoded": False,
+            "requestContext": {"http": {"method": "GET", "path": HEALTH_PATH}},
+        }
+    ).encode()
+
+
 class Manifest(BaseModel):
     """`agentform.json` at the root of every artifact: what the workload is and may call."""
 

@@ -7,8 +7,16 @@ import json
 import threading
 from typing import Any
 
+import jwt
+
 from agentform.scripted_model import ScriptedModelServer
-from tests.aws_runtime.platforms import AwsPlatform, LocalPlatform, Platform, jwt_for
+from tests.aws_runtime.platforms import (
+    JWT_SECRET,
+    AwsPlatform,
+    LocalPlatform,
+    Platform,
+    jwt_for,
+)
 from tests.support.polling import wait_until
 
 INVOICE_TOTAL = """
@@ -212,6 +220,9 @@ def test_end_users_with_api_keys_and_jwts(
         "Unauthorized",
     )
     assert status(jwt_for("carol", environments=["production"])) == (403, "Forbidden")
+    # A JWT that never expires is refused on both platforms (the one rule in end_users.py).
+    forever = jwt.encode({"sub": "dave"}, JWT_SECRET, "HS256")
+    assert status(forever) == (401, "Unauthorized")
     # A caller cannot claim to be someone through Agentform's own headers.
     forged = platform.post(
         "agents",

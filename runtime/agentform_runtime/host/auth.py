@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-from jwt.types import Options
 
+from agentform_runtime.end_users import JWT_OPTIONS, subject_granted
 from agentform_runtime.errors import AgentformError
 from agentform_runtime.host.state.store import Store
 
@@ -62,7 +62,7 @@ class JwtVerifier:
 
     def verify(self, token: str) -> dict[str, Any]:
         # A token without `exp` would never expire: it is refused, not trusted forever.
-        options: Options = {"require": ["sub", "exp"]}
+        options = JWT_OPTIONS
         if self._secret is not None:
             try:
                 return dict(jwt.decode(token, self._secret, algorithms=["HS256"], options=options))
@@ -129,14 +129,4 @@ class Authenticator:
             claims = self.jwt.verify(token)
         except jwt.InvalidTokenError as exc:
             raise AgentformError(401, "Unauthorized", f"the JWT is not valid: {exc}") from None
-        allowed = claims.get("environments")
-        if allowed is not None:
-            if not isinstance(allowed, list) or not all(isinstance(e, str) for e in allowed):
-                raise AgentformError(
-                    401, "Unauthorized", "the JWT's environments claim must be a list of names"
-                )
-            if environment not in allowed:
-                raise AgentformError(
-                    403, "Forbidden", f"the JWT does not grant environment '{environment}'"
-                )
-        return Identity(sub=str(claims["sub"]))
+        return Identity(sub=subject_granted(claims, environment))

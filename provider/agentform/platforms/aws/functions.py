@@ -40,12 +40,12 @@ from agentform_runtime.aws_contract import (
 )
 from agentform_runtime.errors import AgentformError
 from agentform_runtime.specs import (
-    HEALTH_PATH,
     MANIFEST_FILE,
     DeploymentKey,
     DeploymentSpec,
     Manifest,
     WorkloadKind,
+    health_event,
     version_of,
 )
 
@@ -87,20 +87,6 @@ def _effective_from(policies: list[dict[str, Any]]) -> dict[str, Any]:
 def _manifest(data: bytes) -> Manifest:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         return Manifest.model_validate_json(archive.read(MANIFEST_FILE))
-
-
-def _health_event() -> bytes:
-    return json.dumps(
-        {
-            "version": "2.0",
-            "rawPath": HEALTH_PATH,
-            "rawQueryString": "",
-            "headers": {},
-            "body": "",
-            "isBase64Encoded": False,
-            "requestContext": {"http": {"method": "GET", "path": HEALTH_PATH}},
-        }
-    ).encode()
 
 
 @dataclass(frozen=True)
@@ -438,7 +424,7 @@ class Deployer:
             )
         if self.readiness == "state":
             return
-        answer = lam.invoke(FunctionName=f"{name}:{target}", Payload=_health_event())
+        answer = lam.invoke(FunctionName=f"{name}:{target}", Payload=health_event())
         payload = answer["Payload"].read().decode(errors="replace")
         healthy = "FunctionError" not in answer
         if healthy:

@@ -13,10 +13,10 @@ from agentform_runtime.host.running.pool import WorkerPool
 from agentform_runtime.host.running.runtime_api import Invocation
 from agentform_runtime.host.running.worker import WorkerInitError, WorkerSpec
 from agentform_runtime.specs import (
-    HEALTH_PATH,
     DeploymentKey,
     DeploymentSpec,
     Manifest,
+    health_event,
 )
 
 
@@ -71,20 +71,6 @@ def worker_spec(
     )
 
 
-def _health_event() -> bytes:
-    return json.dumps(
-        {
-            "version": "2.0",
-            "rawPath": HEALTH_PATH,
-            "rawQueryString": "",
-            "headers": {},
-            "body": "",
-            "isBase64Encoded": False,
-            "requestContext": {"http": {"method": "GET", "path": HEALTH_PATH}},
-        }
-    ).encode()
-
-
 async def make_ready(pool: WorkerPool, version: str) -> None:
     """Start the pool's first worker and pass a health invocation, or raise 422."""
     try:
@@ -98,7 +84,7 @@ async def make_ready(pool: WorkerPool, version: str) -> None:
         ) from None
     invocation = Invocation(
         request_id=str(uuid.uuid4()),
-        event=_health_event(),
+        event=health_event(),
         deadline_ms=int((time.time() + pool.spec.timeout_s) * 1000),
         trace_header="",
         function_arn=pool.spec.function_arn,

@@ -14,9 +14,9 @@ import os
 from typing import Any
 
 import jwt
-from jwt.types import Options
 
 from agentform_runtime.aws_contract import AUTH_VAR
+from agentform_runtime.end_users import JWT_OPTIONS, subject_granted
 from agentform_runtime.errors import AgentformError
 from agentform_runtime.workload.aws import clients
 
@@ -61,7 +61,7 @@ def _jwks_client(url: str) -> jwt.PyJWKClient:
 
 
 def _verify_jwt(token: str, settings: dict[str, str]) -> dict[str, Any]:
-    options: Options = {"require": ["sub"]}
+    options = JWT_OPTIONS
     secret_arn, jwks_url = settings.get("jwt_secret_arn"), settings.get("jwks_url")
     if secret_arn:
         try:
@@ -123,14 +123,4 @@ def end_user(headers: dict[str, str], environment: str) -> str:
         claims = _verify_jwt(token, settings)
     except jwt.InvalidTokenError as exc:
         raise AgentformError(401, "Unauthorized", f"the JWT is not valid: {exc}") from None
-    allowed = claims.get("environments")
-    if allowed is not None:
-        if not isinstance(allowed, list) or not all(isinstance(e, str) for e in allowed):
-            raise AgentformError(
-                401, "Unauthorized", "the JWT's environments claim must be a list of names"
-            )
-        if environment not in allowed:
-            raise AgentformError(
-                403, "Forbidden", f"the JWT does not grant environment '{environment}'"
-            )
-    return str(claims["sub"])
+    return subject_granted(claims, environment)
