@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Literal, NamedTuple
 
@@ -225,6 +226,21 @@ class RollbackRequest(Strict):
     version: str | None = Field(
         default=None, description="a kept version; default: the one before the current"
     )
+
+
+# --- Lineage ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Where one execution sits in its trace, and for whom it runs: what the host and a
+    workload on Lambda record alike."""
+
+    request_id: str
+    trace_id: str
+    parent_id: str | None
+    identity: str
+    path: str
 
 
 # --- Artifacts and versions ---------------------------------------------------------------

@@ -23,7 +23,7 @@ from agentform_runtime.host import results
 from agentform_runtime.host.budgets import Budgets
 from agentform_runtime.host.deployments import Deployments
 from agentform_runtime.host.hops import Hop, HopRegistry
-from agentform_runtime.host.lineage import Execution, LineageRecorder
+from agentform_runtime.host.lineage import LineageRecorder
 from agentform_runtime.host.running.runtime_api import (
     MAX_PAYLOAD_BYTES as MAX_PAYLOAD_BYTES,
 )
@@ -43,6 +43,7 @@ from agentform_runtime.specs import (
     USAGE_HEADER,
     VERSION_HEADER,
     DeploymentKey,
+    Execution,
     WorkloadKind,
 )
 

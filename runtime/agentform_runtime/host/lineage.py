@@ -8,25 +8,13 @@ share its trace id and point at their parent, which is what `agentform traces` d
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from agentform_runtime.host.state.store import ExecutionRow, Store
-from agentform_runtime.specs import DeploymentKey, Manifest
+from agentform_runtime.specs import DeploymentKey, Execution, Manifest
 
 if TYPE_CHECKING:
     from agentform_runtime.host.telemetry.spans import SpanRecorder
-
-
-@dataclass(frozen=True)
-class Execution:
-    """Where one execution sits in its trace, and for whom it runs."""
-
-    request_id: str
-    trace_id: str
-    parent_id: str | None
-    identity: str
-    path: str
 
 
 class LineageRecorder:

@@ -39,7 +39,7 @@ from agentform_runtime.host.telemetry.otlp import (
 from agentform_runtime.specs import DeploymentKey, Manifest, ModelSpec, WorkloadKind
 
 if TYPE_CHECKING:
-    from agentform_runtime.host.lineage import Execution
+    from agentform_runtime.specs import Execution
 
 PLATFORM_PROVIDER = "agentform"
 MAX_OPEN = 10_000  # spans started and not yet finished (a cancelled request never finishes)

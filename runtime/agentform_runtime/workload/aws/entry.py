@@ -28,6 +28,7 @@ from agentform_runtime.specs import (
     USAGE_HEADER,
     VERSION_HEADER,
     DeploymentKey,
+    Execution,
     WorkloadKind,
 )
 from agentform_runtime.workload import responses
@@ -107,9 +108,7 @@ def serve(
         return _error(exc, answer)
     answer[TRACE_ID_HEADER] = caller.trace_id
     path = event.get("rawPath") or "/"
-    execution = lineage.Execution(
-        request_id, caller.trace_id, caller.parent_id, caller.identity, path
-    )
+    execution = Execution(request_id, caller.trace_id, caller.parent_id, caller.identity, path)
     try:
         body = body_of(event)
     except ValueError as exc:

@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from agentform_runtime.aws_contract import LIVE_ALIAS, TARGETS_VAR, function_name
 from agentform_runtime.errors import AgentformError
-from agentform_runtime.specs import DeploymentKey
+from agentform_runtime.specs import DeploymentKey, Execution
 from agentform_runtime.workload.aws import clients, hop_token, lineage
 from agentform_runtime.workload.context import Context
 from agentform_runtime.workload.host_client import HostClient
@@ -80,7 +80,7 @@ class LambdaHopClient(HostClient):
         self.targets = targets()
 
     def _refuse(self, target: DeploymentKey, error: AgentformError, path: str) -> AgentformError:
-        execution = lineage.Execution(
+        execution = Execution(
             uuid.uuid4().hex,
             self.context.trace_id,
             self.context.request_id,

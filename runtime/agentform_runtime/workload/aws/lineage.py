@@ -8,29 +8,17 @@ and updated with its outcome; a refusal is written once, by whoever refused."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from agentform_runtime.specs import DeploymentKey
+from agentform_runtime.specs import DeploymentKey, Execution
 from agentform_runtime.workload.aws import clients
 
 _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
 _ERROR_TEXT_MAX = 2000
-
-
-@dataclass(frozen=True)
-class Execution:
-    """Where one execution sits in its trace, and for whom it runs."""
-
-    request_id: str
-    trace_id: str
-    parent_id: str | None
-    identity: str
-    path: str
 
 
 def _number(value: float) -> Any:
