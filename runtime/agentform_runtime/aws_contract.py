@@ -14,7 +14,7 @@ Per environment the deployer creates:
 - when the stack sets `agentform:jwtSecret`, one Secrets Manager secret,
   `jwt_secret_name(environment)`, whose string is the end users' HS256 key;
 - the end-user JWT settings (`agentform:jwtSecret`, `agentform:jwksUrl`), in `AUTH_VAR` of
-  each agent function.
+  every function (end users reach each at its function URL, as every /run path locally).
 
 Per deployment: a function `function_name(...)`, an alias `LIVE_ALIAS`, one IAM role.
 
@@ -31,7 +31,7 @@ What the workload expects of them (`agentform_runtime.workload.aws`; added with 
   undeclared call is refused by IAM and reported as `NotDeclared`), `dynamodb:GetItem`,
   `PutItem` and `UpdateItem` on the table (lineage, budgets, API keys; writes go through
   `TransactWriteItems`), and `secretsmanager:GetSecretValue` on the hop key, the JWT secret
-  (agents) and its connection's secret (models);
+  (with JWT settings) and its connection's secret (models);
 - lineage records are read back with `workload.aws.lineage.trace(table, id)` (for
   `agentform traces` and `status` against `aws`; `dynamodb:Query` for the reader).
 """

@@ -20,6 +20,7 @@ from agentform.scripted_model import ScriptedModelServer
 from agentform_runtime.aws_contract import (
     AUTH_VAR,
     LIVE_ALIAS,
+    connection_secret_name,
     function_name,
     hop_key_secret_name,
     jwt_secret_name,
@@ -163,7 +164,8 @@ def test_jwt_settings_come_from_the_stack_configuration(
     assert answer.status_code == 200, answer.text
     assert answer.json()["output"] == json.dumps({"identity": "alice"})
 
-    # The key is in Secrets Manager, readable by agents only, and nowhere in the stack's state.
+    # The key is in Secrets Manager, readable by the deployments' roles (a connection's secret
+    # by its model's only), and nowhere in the stack's state.
     secrets = aws_platform.router.client("secretsmanager")
     stored = secrets.get_secret_value(SecretId=jwt_secret_name("development"))
     assert stored["SecretString"] == JWT_SECRET
@@ -171,9 +173,14 @@ def test_jwt_settings_come_from_the_stack_configuration(
     tool = function_name(DeploymentKey("development", "functions", "echo"))
     auth = json.loads(_live_variables(aws_platform, agent)[AUTH_VAR])
     assert auth["jwt_secret_arn"] == stored["ARN"]
-    assert AUTH_VAR not in _live_variables(aws_platform, tool)
+    assert json.loads(_live_variables(aws_platform, tool)[AUTH_VAR]) == auth
     assert stored["ARN"] in _readable_secrets(aws_platform, agent)
-    assert stored["ARN"] not in _readable_secrets(aws_platform, tool)
+    assert stored["ARN"] in _readable_secrets(aws_platform, tool)
+    connection = secrets.describe_secret(SecretId=connection_secret_name("chat-key"))["ARN"]
+    assert connection not in _readable_secrets(aws_platform, agent)
+    # A function's URL takes the same JWTs as an agent's (as every /run path locally).
+    direct = aws_platform.post("functions", "echo", jwt_for("carol"), {})
+    assert direct.status_code == 200, direct.text
     assert JWT_SECRET not in json.dumps(aws_platform.project.export())
 
     # A new key in the configuration reaches the agent at the next `up`; the old one stops.

@@ -79,11 +79,11 @@ def with_pin(inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def end_user_auth(workload: Function | ModelApi | Agent) -> dict[str, Any]:
-    """`{"end_user_auth": <fingerprint>}` for an agent on `aws` with `agentform:jwtSecret` or
-    `agentform:jwksUrl` set (the deployer puts them in the function), else nothing, so stacks
-    without JWT settings see no new input."""
+    """`{"end_user_auth": <fingerprint>}` on `aws` with `agentform:jwtSecret` or
+    `agentform:jwksUrl` set (the deployer puts them in every function), else nothing, so
+    stacks without JWT settings see no new input."""
     config = pulumi.Config("agentform")
-    if (config.get("platform") or "local") != "aws" or not isinstance(workload, Agent):
+    if (config.get("platform") or "local") != "aws":
         return {}
     secret, jwks_url = config.get_secret("jwtSecret"), config.get("jwksUrl")
     if secret is None and not jwks_url:
@@ -128,8 +128,8 @@ class DeploymentProvider(AgentformProvider):
         "policy_specs",
         "environment_policy_specs",
         *_SETTINGS,
-        # A fingerprint of the stack's end-user JWT settings (agents on aws): a new key
-        # updates the agents' deployments.
+        # A fingerprint of the stack's end-user JWT settings (on aws): a new key updates the
+        # deployments.
         "end_user_auth",
         # The version `check` computes from the inputs against the live one read back: after
         # `refresh` sees `live` moved out of band, the next `up` moves it back.

@@ -1,6 +1,7 @@
 """End users' JWT settings on AWS, from the stack configuration: `agentform:jwtSecret` (an
-HS256 key, kept in a Secrets Manager secret per environment) and `agentform:jwksUrl`. Agent
-functions get them as `AGENTFORM_AUTH` and verify tokens themselves; API keys need neither."""
+HS256 key, kept in a Secrets Manager secret per environment) and `agentform:jwksUrl`. Every
+function gets them as `AGENTFORM_AUTH` (end users reach each at its function URL) and verifies
+tokens itself; API keys need neither."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def put_jwt_secret(aws: AwsSession, environment: str, value: str) -> tuple[str, 
 
 
 def resolve(aws: AwsSession, environment: str, settings: JwtSettings) -> tuple[str | None, str]:
-    """(the JWT secret's ARN or None, the `AGENTFORM_AUTH` value or "") for an agent.
+    """(the JWT secret's ARN or None, the `AGENTFORM_AUTH` value or "") for a deployment.
 
     The value names the secret's version too: a new key is a new configuration, so Lambda
     publishes a version whose fresh execution environments read it (a warm one keeps the

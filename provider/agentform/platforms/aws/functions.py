@@ -103,8 +103,8 @@ class Resolved:
     table_arn: str
     hop_key_arn: str
     connection_arn: str | None
-    jwt_secret_arn: str | None = None  # agents, with agentform:jwtSecret
-    auth: str = ""  # AGENTFORM_AUTH of an agent ("" when no JWT settings)
+    jwt_secret_arn: str | None = None  # with agentform:jwtSecret
+    auth: str = ""  # AGENTFORM_AUTH ("" when no JWT settings)
 
 
 class Deployer:
@@ -230,10 +230,9 @@ class Deployer:
             targets[f"{kind.value}/{target}"] = self.aws.lambda_arn(
                 region, function_name(target_key), LIVE_ALIAS
             )
-        jwt_secret_arn, auth_var = None, ""
-        if key.kind == WorkloadKind.AGENTS.value:
-            # End users reach agents: they verify JWTs with the stack's current settings.
-            jwt_secret_arn, auth_var = auth.resolve(self.aws, key.environment, self.jwt)
+        # End users reach every deployment at its function URL, as every /run path on the
+        # local host: each verifies JWTs with the stack's current settings.
+        jwt_secret_arn, auth_var = auth.resolve(self.aws, key.environment, self.jwt)
         return Resolved(targets, table_arn, hop_key_arn, connection_arn, jwt_secret_arn, auth_var)
 
     def _put_role(

@@ -3,7 +3,7 @@
 - `lambda:InvokeFunction` on exactly the `live` aliases its version declares (none: no such
   statement);
 - `secretsmanager:GetSecretValue` on its own connection's secret (model deployments only), on
-  its environment's hop-key secret and, for agents, on the environment's JWT secret;
+  its environment's hop-key secret and, with JWT settings, on the environment's JWT secret;
 - its environment's DynamoDB table, and its own CloudWatch log group."""
 
 from __future__ import annotations
