@@ -20,6 +20,7 @@ from agentform_runtime.host.auth import bearer
 from agentform_runtime.host.context import HostContext, host_of
 from agentform_runtime.host.hops import HOP_TOKEN_PREFIX
 from agentform_runtime.host.invoke import MAX_PAYLOAD_BYTES
+from agentform_runtime.host.running.runtime_api import read_capped
 from agentform_runtime.specs import DeploymentKey, WorkloadKind, check_name
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -28,23 +29,12 @@ router = APIRouter()
 
 
 async def read_payload(request: Request) -> bytes:
-    too_large = AgentformError(
-        413, "PayloadTooLarge", f"request bodies are limited to {MAX_PAYLOAD_BYTES} bytes"
-    )
-    declared = request.headers.get("content-length")
-    if (
-        declared is not None
-        and declared.isascii()
-        and declared.isdigit()
-        and int(declared) > MAX_PAYLOAD_BYTES
-    ):
-        raise too_large
-    data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > MAX_PAYLOAD_BYTES:
-            raise too_large
-    return bytes(data)
+    data = await read_capped(request)
+    if data is None:
+        raise AgentformError(
+            413, "PayloadTooLarge", f"request bodies are limited to {MAX_PAYLOAD_BYTES} bytes"
+        )
+    return data
 
 
 def trace_context(headers: Any) -> tuple[str, str | None]:

@@ -174,7 +174,7 @@ class RuntimeApi:
 
     async def _post(self, request: Request, error_type: str | None) -> Response:
         client = self._client(request)
-        body = await _capped_body(request)
+        body = await read_capped(request)
         if body is None:
             # The invocation fails; the rest of the body is discarded unread. The worker is
             # told 202, not Lambda's 413: awslambdaric exits on a 413, and here the next
@@ -205,7 +205,7 @@ class RuntimeApi:
         if client is None:
             return _problem(400, "unknown worker")
         error_type = request.headers.get("Lambda-Runtime-Function-Error-Type", "Runtime.InitError")
-        body = await _capped_body(request)
+        body = await read_capped(request)
         if body is None:
             return _problem(413, f"init errors are limited to {MAX_PAYLOAD_BYTES} bytes")
         client.post_init_error(body, error_type)
@@ -253,9 +253,9 @@ def _refuse(transport: asyncio.BaseTransport, port: int, owner: int | None, uid:
     transport.abort()  # type: ignore[attr-defined]
 
 
-async def _capped_body(request: Request) -> bytes | None:
+async def read_capped(request: Request) -> bytes | None:
     """The body, read as it streams; None as soon as it is known to exceed the limit, so a
-    hostile worker cannot make the host hold more than MAX_PAYLOAD_BYTES of it."""
+    hostile worker or client cannot make the host hold more than MAX_PAYLOAD_BYTES of it."""
     declared = request.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
         return None
