@@ -1,6 +1,7 @@
-"""What `agentform traces` and `agentform status` read on an `aws` stack: lineage records
-from the environment's DynamoDB table, deployments from Lambda (with the provider's own
-reader, so they show what `pulumi refresh` would)."""
+"""What `agentform traces`, `status` and `api-key create` do on an `aws` stack: lineage
+records from the environment's DynamoDB table, deployments from Lambda (with the provider's
+own reader, so they show what `pulumi refresh` would), API keys into the environment's table
+and the account's API-key index."""
 
 from __future__ import annotations
 
@@ -63,3 +64,24 @@ def status(region: str | None, endpoint_url: str | None) -> tuple[str, list[dict
 
     with _platform(region, endpoint_url) as platform:
         return platform.aws.home_region, read(platform)
+
+
+def create_api_key(
+    environment: str, region: str | None, endpoint_url: str | None
+) -> tuple[str, str]:
+    """A new API key of `environment` on AWS: (id, key); only its hash is stored."""
+    from agentform.platforms.aws import catalog
+    from agentform.platforms.aws.session import aws_errors
+    from agentform_runtime.host.auth import new_api_key
+    from agentform_runtime.workload.aws.identity import put_api_key
+
+    @aws_errors
+    def create(platform: Any) -> tuple[str, str]:
+        catalog.environment_arns(platform.aws, environment)  # a clear error when it is not there
+        key_id, key = new_api_key()
+        dynamodb = platform.aws.client("dynamodb")
+        put_api_key(table_name(environment), key_id, key, environment, dynamodb)
+        return key_id, key
+
+    with _platform(region, endpoint_url) as platform:
+        return create(platform)

@@ -523,6 +523,42 @@ def policy_pack_path() -> None:
     sys.stdout.write(f"{PACK_DIR}\n")
 
 
+api_key_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="End users' environment API keys."
+)
+app.add_typer(api_key_app, name="api-key")
+
+
+@api_key_app.command("create")
+def api_key_create(
+    environment: Annotated[
+        str, typer.Option("--environment", help="The environment the key gives access to.")
+    ],
+    endpoint: EndpointOption = DEFAULT_ENDPOINT,
+    token: TokenOption = None,
+    platform_name: PlatformOption = "local",
+    region: RegionOption = None,
+    aws_endpoint_url: AwsEndpointOption = None,
+) -> None:
+    """Create an API key of an environment and print it once (stdout; its id on stderr):
+    only its SHA-256 is stored."""
+    _check_platform(platform_name)
+    if platform_name == "aws":
+        from agentform import aws_cli
+        from agentform_runtime.errors import AgentformError
+
+        try:
+            key_id, key = aws_cli.create_api_key(environment, region, aws_endpoint_url)
+        except AgentformError as exc:
+            fail(exc.message)
+    else:
+        with _admin(endpoint, token) as platform:
+            created = _call(lambda: platform.post(f"/v1/environments/{environment}/api-keys"))
+        key_id, key = str(created["id"]), str(created["key"])
+    errors.print(f"API key {key_id} of environment '{environment}' (shown once, stored hashed):")
+    sys.stdout.write(f"{key}\n")
+
+
 # `promote` and `release ...` live in their own module; it registers them on `app`.
 from agentform import promote_cli  # noqa: E402, F401
 

@@ -16,6 +16,11 @@ Per environment the deployer creates:
 - the end-user JWT settings (`agentform:jwtSecret`, `agentform:jwksUrl`), in `AUTH_VAR` of
   every function (end users reach each at its function URL, as every /run path locally).
 
+Per account and home region, made with the first environment and kept: one DynamoDB table,
+`API_KEY_INDEX_TABLE` (same keys), the index of every environment's API keys (the same item
+as in the environment's table), so that a key of another environment is told apart (403) from
+an unknown one (401), as on the local host.
+
 Per deployment: a function `function_name(...)`, an alias `LIVE_ALIAS`, one IAM role.
 
 What the workload expects of them (`agentform_runtime.workload.aws`; added with it):
@@ -26,11 +31,12 @@ What the workload expects of them (`agentform_runtime.workload.aws`; added with 
 - `AUTH_VAR` is set on every function end users reach with JWTs (API keys need nothing);
   `jwt_secret_arn` names a secret whose string is the HS256 secret;
 - an environment API key is the item `workload.aws.identity.api_key_item(...)` in the table
-  (only its SHA-256 is stored; `put_api_key` writes one);
+  and in `API_KEY_INDEX_TABLE` (only its SHA-256 is stored; `put_api_key` writes both);
 - the role allows `lambda:InvokeFunction` on exactly the alias ARNs of `TARGETS_VAR` (an
   undeclared call is refused by IAM and reported as `NotDeclared`), `dynamodb:GetItem`,
   `PutItem` and `UpdateItem` on the table (lineage, budgets, API keys; writes go through
-  `TransactWriteItems`), and `secretsmanager:GetSecretValue` on the hop key, the JWT secret
+  `TransactWriteItems`), `dynamodb:GetItem` on `API_KEY_INDEX_TABLE`, and
+  `secretsmanager:GetSecretValue` on the hop key, the JWT secret
   (with JWT settings) and its connection's secret (models);
 - lineage records are read back with `workload.aws.lineage.trace(table, id)` (for
   `agentform traces` and `status` against `aws`; `dynamodb:Query` for the reader).
@@ -58,6 +64,8 @@ POLICIES_VAR = "AGENTFORM_POLICIES"  # JSON list of effective PolicySpec dicts
 AUTH_VAR = "AGENTFORM_AUTH"  # JSON {"jwt_secret_arn": ..., "jwks_url": ...}; agents only
 
 _PREFIX = "agentform"
+# A dot, which environment names cannot hold, so no `table_name(...)` is ever this table.
+API_KEY_INDEX_TABLE = "agentform.api-keys"
 _MAX_FUNCTION_NAME = 64
 
 

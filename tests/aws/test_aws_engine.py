@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from agentform_runtime.aws_contract import (
+    API_KEY_INDEX_TABLE,
     CONNECTION_SECRET_VAR,
     LIVE_ALIAS,
     TARGETS_VAR,
@@ -228,13 +229,14 @@ def test_code_change_disable_rollback_refresh_region_and_destroy(
     helper_targets = json.loads(_live_variables(moto, FUNCTIONS["agents/helper"])[TARGETS_VAR])
     assert helper_targets["functions/echo"] == _alias_arn(echo, "eu-central-1")
 
-    # Destroy leaves nothing behind but the content-addressed artifacts.
+    # Destroy leaves nothing behind but the content-addressed artifacts and the account-wide
+    # API-key index (other stacks' environments share it).
     project.destroy()
     for region in (REGION, "eu-central-1"):
         assert moto.client("lambda", region).list_functions()["Functions"] == []
     assert [r["RoleName"] for r in moto.client("iam").list_roles()["Roles"]] == []
     assert moto.client("secretsmanager").list_secrets()["SecretList"] == []
-    assert moto.client("dynamodb").list_tables()["TableNames"] == []
+    assert moto.client("dynamodb").list_tables()["TableNames"] == [API_KEY_INDEX_TABLE]
     assert moto.client("ssm").describe_parameters()["Parameters"] == []
 
 

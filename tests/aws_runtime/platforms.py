@@ -21,7 +21,7 @@ from agentform.scripted_model import ScriptedModelServer
 from agentform_runtime.aws_contract import function_name, table_name
 from agentform_runtime.specs import DeploymentKey, Manifest, WorkloadKind
 from agentform_runtime.workload.aws import lineage
-from agentform_runtime.workload.aws.identity import api_key_item, hash_key
+from agentform_runtime.workload.aws.identity import put_api_key
 from tests.aws.moto_server import CREDENTIALS
 from tests.aws_runtime.deployer import AwsEnvironment
 from tests.aws_runtime.router import REGION, LambdaRouter
@@ -31,6 +31,7 @@ from tests.support.hosts import RunningHost
 from tests.support.workloads import deploy, function_artifact, setup_environment
 
 ENV = "development"
+OTHER_ENV = "production"
 JWT_SECRET = "a-test-jwt-secret-of-32-bytes-or-more"
 
 
@@ -71,6 +72,10 @@ class Platform:
         raise NotImplementedError
 
     def api_key(self) -> str:
+        raise NotImplementedError
+
+    def foreign_api_key(self) -> str:
+        """An API key of another environment, `production`."""
         raise NotImplementedError
 
     def url(self, kind: str, name: str) -> str:
@@ -142,6 +147,9 @@ class LocalPlatform(Platform):
 
     def api_key(self) -> str:
         return self._key
+
+    def foreign_api_key(self) -> str:
+        return setup_environment(self.admin, OTHER_ENV)
 
     def url(self, kind: str, name: str) -> str:
         return f"{self.host.url}/run/{ENV}/{kind}/{name}"
@@ -325,14 +333,22 @@ class AwsPlatform(Platform):
         )
 
     def api_key(self) -> str:
-        """An environment API key, written as `put_api_key` does (only its hash is kept)."""
+        """An environment API key, written by `put_api_key` (only its hash is kept)."""
         self.up()
         if not self._key:
-            self._key = "afk_" + secrets.token_urlsafe(32)
-            self.router.client("dynamodb").put_item(
-                TableName=table_name(ENV), Item=api_key_item("key_test", hash_key(self._key), ENV)
-            )
+            self._key = self._put_key(ENV)
         return self._key
+
+    def foreign_api_key(self) -> str:
+        """A key of `production`, which the program declares beside `development`."""
+        self.up()
+        return self._put_key(OTHER_ENV)
+
+    def _put_key(self, environment: str) -> str:
+        key = "afk_" + secrets.token_urlsafe(32)
+        dynamodb = self.router.client("dynamodb")
+        put_api_key(table_name(environment), "key_test", key, environment, dynamodb)
+        return key
 
     def url(self, kind: str, name: str) -> str:
         """The function URL (served by the test-only router)."""

@@ -215,6 +215,12 @@ def test_end_users_with_api_keys_and_jwts(
     )
     assert status(None) == (401, "Unauthorized")
     assert status("afk_not-a-key-of-this-environment") == (401, "Unauthorized")
+    # A key of another environment: 403 with the local host's message, on both platforms.
+    foreign = platform.ask("whoami", platform.foreign_api_key(), {})
+    assert foreign.status_code == 403, foreign.text
+    assert foreign.json()["error"]["message"] == (
+        "this API key belongs to environment 'production', not 'development'"
+    )
     assert status(jwt_for("mallory", secret="another-secret-of-32-bytes-or-more")) == (
         401,
         "Unauthorized",

@@ -1,5 +1,6 @@
-"""`agentform traces` and `agentform status` against an `aws` stack: lineage from the
-environment's DynamoDB table, deployments from Lambda, through the test-only router."""
+"""`agentform traces`, `status` and `api-key create` against an `aws` stack: lineage from the
+environment's DynamoDB table, deployments from Lambda, API keys, through the test-only
+router."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import subprocess
 import sys
 
 from agentform.scripted_model import ScriptedModelServer
+from agentform_runtime.aws_contract import table_name
+from agentform_runtime.workload.aws.identity import hash_key
 from tests.aws.moto_server import CREDENTIALS
 from tests.aws_runtime.platforms import AwsPlatform
 from tests.aws_runtime.router import REGION
-from tests.aws_runtime.test_acceptance import HANDOFF_TREE, _handoff, tree
+from tests.aws_runtime.test_acceptance import HANDOFF_TREE, WHOAMI, _handoff, tree
 
 
 def _agentform(platform: AwsPlatform, *args: str) -> subprocess.CompletedProcess[str]:
@@ -75,3 +78,38 @@ def test_traces_and_status_read_an_aws_stack(
     table = _agentform(aws_platform, "status")
     assert table.returncode == 0, table.stderr
     assert table.stdout.splitlines()[0] == f"aws {REGION}: 4 deployment(s) in 1 environment(s)"
+
+
+def test_api_key_create_on_aws(
+    aws_platform: AwsPlatform, model_server: ScriptedModelServer
+) -> None:
+    """`agentform api-key create --platform aws`: the printed key reaches the environment's
+    agents (its hash only is stored); a key of `production` is a 403 in `development`."""
+    aws_platform.model(model_server)
+    aws_platform.agent("whoami", code=WHOAMI)
+    aws_platform.up()
+
+    created = _agentform(aws_platform, "api-key", "create", "--environment", "development")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert key.startswith("afk_") and "\n" not in key
+    key_id = created.stderr.split()[2]
+    assert key_id.startswith("key_"), created.stderr
+    answer = aws_platform.ask("whoami", key, {})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["output"] == json.dumps({"identity": f"api-key:{key_id}"})
+    dynamodb = aws_platform.router.client("dynamodb")
+    stored = dynamodb.scan(TableName=table_name("development"))["Items"]
+    assert key not in json.dumps(stored) and hash_key(key) in json.dumps(stored)
+
+    other = _agentform(aws_platform, "api-key", "create", "--environment", "production")
+    assert other.returncode == 0, other.stderr
+    refused = aws_platform.ask("whoami", other.stdout.strip(), {})
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["message"] == (
+        "this API key belongs to environment 'production', not 'development'"
+    )
+
+    missing = _agentform(aws_platform, "api-key", "create", "--environment", "staging")
+    assert missing.returncode == 1
+    assert "environment 'staging' is not on AWS" in missing.stderr

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from tests.support.hosts import RunningHost
 from tests.support.workloads import (
     PID_FUNCTION,
@@ -67,6 +69,29 @@ def test_invoke_and_status(host: RunningHost, tmp_path: Path) -> None:
     status = agentform(host, "status")
     assert status.returncode == 0, status.stderr
     assert "functions/pid" in status.stdout and "live" in status.stdout
+
+
+def test_api_key_create_prints_a_key_once(host: RunningHost, tmp_path: Path) -> None:
+    admin = host.admin()
+    setup_environment(admin)
+    deploy(admin, function_artifact(tmp_path, "pid", PID_FUNCTION), "pid").raise_for_status()
+
+    created = agentform(host, "api-key", "create", "--environment", "development")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert key.startswith("afk_")
+    key_id = created.stderr.split()[2]
+    listed = admin.get("/v1/environments/development/api-keys").json()
+    assert key_id in [item["id"] for item in listed] and key not in json.dumps(listed)
+    answer = httpx.post(
+        f"{host.url}/run/development/functions/pid",
+        json={"tag": "key"},
+        headers={"authorization": f"Bearer {key}"},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    missing = agentform(host, "api-key", "create", "--environment", "staging")
+    assert missing.returncode == 1 and "staging" in missing.stderr
 
 
 def test_errors_are_one_line_with_a_hint(host: RunningHost) -> None:

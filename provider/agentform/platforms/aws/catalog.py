@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import secrets
@@ -20,6 +21,7 @@ from botocore.exceptions import ClientError
 
 from agentform.platforms.aws.session import AwsSession, is_missing
 from agentform_runtime.aws_contract import (
+    API_KEY_INDEX_TABLE,
     connection_secret_name,
     hop_key_secret_name,
     jwt_secret_name,
@@ -102,28 +104,38 @@ def environment_tags(name: str, spec: EnvironmentSpec) -> dict[str, str]:
     return {"agentform:environment": name, "agentform:policies": " ".join(spec.policies)[:256]}
 
 
-def put_environment(aws: AwsSession, name: str, spec: EnvironmentSpec) -> None:
-    tags = environment_tags(name, spec)
+def put_table(aws: AwsSession, table: str, tags: dict[str, str], retag: bool = True) -> None:
+    """A DynamoDB table keyed by `pk` (S) and `sk` (S), created if missing."""
     dynamodb = aws.client("dynamodb")
-    table = table_name(name)
     try:
         arn = dynamodb.describe_table(TableName=table)["Table"]["TableArn"]
-        dynamodb.tag_resource(ResourceArn=arn, Tags=tag_list(tags))
+        if retag:
+            dynamodb.tag_resource(ResourceArn=arn, Tags=tag_list(tags))
     except dynamodb.exceptions.ResourceNotFoundException:
-        dynamodb.create_table(
-            TableName=table,
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-            Tags=tag_list(tags),
-        )
+        # Environments deployed in parallel share the API-key index: one of them creates it.
+        with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):
+            dynamodb.create_table(
+                TableName=table,
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+                KeySchema=[
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+                BillingMode="PAY_PER_REQUEST",
+                Tags=tag_list(tags),
+            )
         dynamodb.get_waiter("table_exists").wait(TableName=table)
+
+
+def put_environment(aws: AwsSession, name: str, spec: EnvironmentSpec) -> None:
+    tags = environment_tags(name, spec)
+    put_table(aws, table_name(name), tags)
+    # Account-wide and kept when environments go: it tells another environment's key (403)
+    # from an unknown one (401).
+    put_table(aws, API_KEY_INDEX_TABLE, {"agentform:index": "api-keys"}, retag=False)
     hop_key = hop_key_secret_name(name)
     manager = aws.client("secretsmanager")
     if secret_arn(aws, hop_key) is None:

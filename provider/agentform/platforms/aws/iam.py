@@ -4,7 +4,8 @@
   statement);
 - `secretsmanager:GetSecretValue` on its own connection's secret (model deployments only), on
   its environment's hop-key secret and, with JWT settings, on the environment's JWT secret;
-- its environment's DynamoDB table, and its own CloudWatch log group."""
+- its environment's DynamoDB table, reads of the account's API-key index, and its own
+  CloudWatch log group."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import json
 from typing import Any
 
 from agentform.platforms.aws.session import AwsSession, is_missing
+from agentform_runtime.aws_contract import API_KEY_INDEX_TABLE
 
 POLICY_NAME = "agentform"
 _TRUST = {
@@ -65,6 +67,12 @@ def role_policy(
                 "dynamodb:Query",
             ],
             "Resource": [table_arn],
+        },
+        {
+            "Sid": "ApiKeyIndex",
+            "Effect": "Allow",
+            "Action": "dynamodb:GetItem",
+            "Resource": [f"{table_arn.rsplit('/', 1)[0]}/{API_KEY_INDEX_TABLE}"],
         },
         {
             "Sid": "Logs",

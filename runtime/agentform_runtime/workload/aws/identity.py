@@ -1,7 +1,8 @@
 """End users on Lambda, verified in the handler with the local host's rules and answers.
 
 `Authorization: Bearer <token>` holds an environment API key (`afk_...`, found by its
-SHA-256 in the environment's DynamoDB table) or a JWT whose `sub` names the end user, checked
+SHA-256 in the environment's DynamoDB table, else in the account's API-key index: 403 when it
+belongs to another environment) or a JWT whose `sub` names the end user, checked
 with the HS256 secret or the JWKS URL of `AGENTFORM_AUTH`. A JWT may restrict itself to
 environments with an `environments` claim (403 elsewhere)."""
 
@@ -14,14 +15,16 @@ import os
 from typing import Any
 
 import jwt
+from botocore.exceptions import ClientError
 
-from agentform_runtime.aws_contract import AUTH_VAR
+from agentform_runtime.aws_contract import API_KEY_INDEX_TABLE, AUTH_VAR
 from agentform_runtime.end_users import JWT_OPTIONS, subject_granted
 from agentform_runtime.errors import AgentformError
 from agentform_runtime.workload.aws import clients
 
 API_KEY_PREFIX = "afk_"
 _JWKS_CACHE_S = 300
+_NO_INDEX = ("ResourceNotFoundException", "AccessDeniedException")
 
 
 def hash_key(key: str) -> str:
@@ -38,10 +41,14 @@ def api_key_item(key_id: str, key_hash: str, environment: str) -> dict[str, Any]
     }
 
 
-def put_api_key(table: str, key_id: str, key: str, environment: str) -> None:
-    clients.client("dynamodb").put_item(
-        TableName=table, Item=api_key_item(key_id, hash_key(key), environment)
-    )
+def put_api_key(
+    table: str, key_id: str, key: str, environment: str, dynamodb: Any | None = None
+) -> None:
+    """Store the key's hash in the environment's table and in the account's API-key index."""
+    dynamodb = dynamodb or clients.client("dynamodb")
+    item = api_key_item(key_id, hash_key(key), environment)
+    for name in (table, API_KEY_INDEX_TABLE):
+        dynamodb.put_item(TableName=name, Item=item)
 
 
 def _bearer(headers: dict[str, str]) -> str | None:
@@ -81,16 +88,30 @@ def _verify_jwt(token: str, settings: dict[str, str]) -> dict[str, Any]:
     return dict(jwt.decode(token, signing_key.key, algorithms=[algorithm], options=options))
 
 
+def _key_item(table: str, token: str) -> dict[str, Any] | None:
+    key = {"pk": {"S": f"apikey#{hash_key(token)}"}, "sk": {"S": "apikey"}}
+    item = clients.client("dynamodb").get_item(TableName=table, Key=key, ConsistentRead=True)
+    return item.get("Item")  # type: ignore[no-any-return]
+
+
+def _indexed_item(token: str) -> dict[str, Any] | None:
+    """The key's item in the account's API-key index, if any."""
+    try:
+        return _key_item(API_KEY_INDEX_TABLE, token)
+    except ClientError as exc:
+        # No index (a stack deployed before it) or no grant on it: the key is unknown here.
+        if exc.response.get("Error", {}).get("Code") in _NO_INDEX:
+            return None
+        raise
+
+
 def _api_key(token: str, table: str, environment: str) -> str:
-    item = (
-        clients.client("dynamodb")
-        .get_item(
-            TableName=table,
-            Key={"pk": {"S": f"apikey#{hash_key(token)}"}, "sk": {"S": "apikey"}},
-            ConsistentRead=True,
-        )
-        .get("Item")
-    )
+    item = _key_item(table, token)
+    if item is None:
+        # Not this environment's: another environment's key is a 403, as on the local host.
+        indexed = _indexed_item(token)
+        if indexed is not None and indexed["environment"]["S"] != environment:
+            item = indexed
     if item is None:
         raise AgentformError(401, "Unauthorized", "the API key is not valid or was revoked")
     key_environment = item["environment"]["S"]

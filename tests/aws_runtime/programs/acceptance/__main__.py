@@ -21,6 +21,8 @@ declared = json.loads(config.require("workloads"))
 environment = Environment(
     "development", name="development", description="the acceptance suite on AWS"
 )
+# Another environment: its API keys are refused (403) by the workloads of `development`.
+Environment("production", name="production", description="another environment")
 models = {}
 for model in declared["models"]:
     key = IntegrationConnection(
