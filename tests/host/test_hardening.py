@@ -531,6 +531,22 @@ def test_headers_over_64_kib_are_a_431_on_the_host(host: RunningHost) -> None:
     assert httpx.get(f"{host.url}/health").status_code == 200
 
 
+class _SilentWorker:
+    """A Runtime API client with no invocation: every answer it is sent is unknown."""
+
+    async def next_invocation(self) -> None:
+        return None
+
+    def post_outcome(self, request_id: str, outcome: object) -> bool:
+        return False
+
+    def post_init_error(self, body: bytes, error_type: str) -> None:
+        return None
+
+    def take_secrets(self) -> None:
+        return None
+
+
 def test_worker_sent_headers_over_64_kib_are_a_431_on_the_runtime_api() -> None:
     import asyncio
 
@@ -538,12 +554,15 @@ def test_worker_sent_headers_over_64_kib_are_a_431_on_the_runtime_api() -> None:
 
     async def post() -> httpx.Response:
         api = RuntimeApi()
-        transport = httpx.ASGITransport(app=api.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://runtime") as client:
-            headers = {"Lambda-Runtime-Function-Error-Type": "E" * (70 * 1024)}
-            return await client.post(
-                f"{PREFIX}/invocation/r1/error", headers=headers, content=b"{}"
-            )
+        port = await api.listen(_SilentWorker())
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                headers = {"Lambda-Runtime-Function-Error-Type": "E" * (70 * 1024)}
+                return await client.post(
+                    f"{PREFIX}/invocation/r1/error", headers=headers, content=b"{}"
+                )
+        finally:
+            api.close(port)
 
     response = asyncio.run(post())
     assert response.status_code == 431, response.text

@@ -20,7 +20,6 @@ from agentform_runtime.host.auth import bearer
 from agentform_runtime.host.context import HostContext, host_of
 from agentform_runtime.host.hops import HOP_TOKEN_PREFIX
 from agentform_runtime.host.invoke import MAX_PAYLOAD_BYTES
-from agentform_runtime.host.running.runtime_api import read_capped
 from agentform_runtime.specs import DeploymentKey, WorkloadKind, check_name
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -29,12 +28,23 @@ router = APIRouter()
 
 
 async def read_payload(request: Request) -> bytes:
-    data = await read_capped(request)
-    if data is None:
-        raise AgentformError(
-            413, "PayloadTooLarge", f"request bodies are limited to {MAX_PAYLOAD_BYTES} bytes"
-        )
-    return data
+    """The body, read as it streams and refused as soon as it is known to exceed Lambda's
+    limit, so a client cannot make the host hold more than MAX_PAYLOAD_BYTES of it."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
+        raise _too_large()
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_PAYLOAD_BYTES:
+            raise _too_large()
+    return bytes(data)
+
+
+def _too_large() -> AgentformError:
+    return AgentformError(
+        413, "PayloadTooLarge", f"request bodies are limited to {MAX_PAYLOAD_BYTES} bytes"
+    )
 
 
 def trace_context(headers: Any) -> tuple[str, str | None]:

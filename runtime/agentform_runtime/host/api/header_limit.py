@@ -28,16 +28,19 @@ class HeaderLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and header_bytes(scope) > MAX_HEADER_BYTES:
-            error = AgentformError(
-                431,
-                "HeadersTooLarge",
-                f"request headers are limited to {MAX_HEADER_BYTES} bytes in total",
-                field="headers",
-                limit_bytes=MAX_HEADER_BYTES,
-            )
-            await send_error(send, error)
+            await send_error(send, headers_too_large())
             return
         await self.app(scope, receive, send)
+
+
+def headers_too_large() -> AgentformError:
+    return AgentformError(
+        431,
+        "HeadersTooLarge",
+        f"request headers are limited to {MAX_HEADER_BYTES} bytes in total",
+        field="headers",
+        limit_bytes=MAX_HEADER_BYTES,
+    )
 
 
 async def send_error(send: Send, error: AgentformError) -> None:

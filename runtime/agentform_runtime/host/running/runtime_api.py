@@ -1,42 +1,49 @@
 """The Lambda Runtime API, as AWS's runtime client (`awslambdaric`) expects it.
 
 Each worker process gets its own loopback listener, so `AWS_LAMBDA_RUNTIME_API` is a plain
-`host:port` as on Lambda; one Starlette app serves them all and tells workers apart by the
-local port the request arrived on. Loopback is reachable by every process of the machine, so
-a listener of a sandboxed worker (one uid per worker) accepts a connection only when the
-socket on the other end belongs to that uid: another worker can neither take this worker's
-invocations nor answer them.
+`host:port` as on Lambda, and every connection is bound to the worker of the listener that
+accepted it. Loopback is reachable by every process of the machine, so a listener of a
+sandboxed worker (one uid per worker) accepts a connection only when the socket on the other
+end belongs to that uid: another worker can neither take this worker's invocations nor
+answer them.
+
+Two of the three HTTP exchanges of every invocation are on this API, and it has five fixed
+routes and one kind of client, so it is served by a small HTTP/1.1 protocol on httptools'
+parser (the one uvicorn uses) rather than a web framework: one write per answer, and the
+worker's 202 is written after the invocation it answered has moved on. It speaks keep-alive,
+chunked bodies and `Expect: 100-continue`, and bounds what a worker sends: request line and
+headers to `MAX_HEADER_BYTES` (431), bodies to `MAX_PAYLOAD_BYTES` as they stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import socket
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from http import HTTPStatus
+from typing import Any, Protocol, cast
 
-import uvicorn
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-from uvicorn.server import ServerState
+import httptools
 
-from agentform_runtime.host.api.header_limit import HeaderLimit
+from agentform_runtime.host.api.header_limit import MAX_HEADER_BYTES, headers_too_large
 from agentform_runtime.host.sandbox import peer_uid
 
 log = logging.getLogger("agentform.host")
 
 PREFIX = "/2018-06-01/runtime"
+NEXT_PATH = f"{PREFIX}/invocation/next"
+INIT_ERROR_PATH = f"{PREFIX}/init/error"
 # Ours, not Lambda's: a worker's secret variables, served once, to that worker only (its
 # listener is peer-checked). The zygote's copy of this path must match.
 SECRETS_PATH = f"{PREFIX}/agentform/secrets"
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's buffered payload limit, each way
 # The outcome of an invocation whose worker posted more than MAX_PAYLOAD_BYTES (Lambda's name).
 RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
+# Requests a worker may send ahead of the answers (awslambdaric sends one at a time).
+MAX_PIPELINED = 8
 
 
 @dataclass
@@ -81,29 +88,10 @@ class RuntimeApi:
     """Serves the Runtime API on one loopback listener per worker."""
 
     def __init__(self) -> None:
-        self._clients: dict[int, RuntimeClient] = {}
         self._servers: dict[int, asyncio.Server] = {}
-        # Each accepted connection, by (peer port, local port), bound to the client of the
-        # listener that accepted (and peer-checked) it: a request is served for that client
-        # only, and the connections go when the listener closes, so a connection can never
-        # outlive its worker and reach the next listener given the same port.
-        self._accepted: dict[tuple[int, int], tuple[RuntimeClient, asyncio.BaseTransport]] = {}
-        self.app = Starlette(
-            # Worker-sent headers (Lambda-Runtime-Function-Error-Type...) are bounded too.
-            middleware=[Middleware(HeaderLimit)],
-            routes=[
-                Route(f"{PREFIX}/invocation/next", self._next, methods=["GET"]),
-                Route(f"{PREFIX}/invocation/{{rid}}/response", self._response, methods=["POST"]),
-                Route(f"{PREFIX}/invocation/{{rid}}/error", self._error, methods=["POST"]),
-                Route(f"{PREFIX}/init/error", self._init_error, methods=["POST"]),
-                Route(SECRETS_PATH, self._secrets, methods=["GET"]),
-            ],
-        )
-        self._config = uvicorn.Config(
-            self.app, http="httptools", lifespan="off", access_log=False, log_level="warning"
-        )
-        self._config.load()
-        self._state = ServerState()
+        # The open connections of each listener: they go when it closes, so a connection can
+        # never outlive its worker and reach the next listener given the same port.
+        self._connections: dict[int, set[_Connection]] = {}
 
     async def listen(self, client: RuntimeClient, uid: int | None = None) -> int:
         """Open a listener for `client`; return its port. With `uid`, only connections from
@@ -114,67 +102,227 @@ class RuntimeApi:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
-        protocol = _bound(self._config.http_protocol_class, self, client, uid)
+        connections: set[_Connection] = set()
         server = await asyncio.get_running_loop().create_server(
-            lambda: protocol(config=self._config, server_state=self._state, app_state={}),  # type: ignore[call-arg]
-            sock=sock,
+            lambda: _Connection(client, uid, connections), sock=sock
         )
-        self._clients[port] = client
         self._servers[port] = server
+        self._connections[port] = connections
         return port
 
     def close(self, port: int) -> None:
-        client = self._clients.pop(port, None)
         server = self._servers.pop(port, None)
         if server is not None:
             server.close()
-        for key, (owner, transport) in list(self._accepted.items()):
-            if owner is client:
-                del self._accepted[key]
-                transport.abort()  # type: ignore[attr-defined]
+        for connection in self._connections.pop(port, set()):
+            connection.abort()
 
-    def _accept(self, key: tuple[int, int], client: RuntimeClient, transport: Any) -> None:
-        self._accepted[key] = (client, transport)
 
-    def _forget(self, key: tuple[int, int], transport: Any) -> None:
-        if self._accepted.get(key, (None, None))[1] is transport:
-            del self._accepted[key]
+@dataclass
+class _Request:
+    """One request as parsed; `body` is None once it is known to exceed the limit."""
 
-    def _client(self, request: Request) -> RuntimeClient | None:
-        server, peer = request.scope.get("server"), request.scope.get("client")
-        if server is None or peer is None:
-            return None
-        accepted = self._accepted.get((peer[1], server[1]))
-        client = self._clients.get(server[1])
-        # The client that accepted this connection, and still the one of its port.
-        return client if accepted is not None and accepted[0] is client else None
+    url: bytes = b""
+    size: int = 0  # bytes of the request line's URL and of the headers
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytearray | None = field(default_factory=bytearray)
+    method: bytes = b""
+    keep_alive: bool = True
 
-    async def _next(self, request: Request) -> Response:
-        client = self._client(request)
-        invocation = None if client is None else await client.next_invocation()
+    @property
+    def headers_too_large(self) -> bool:
+        return self.size > MAX_HEADER_BYTES
+
+
+class _Connection(asyncio.Protocol):
+    """One worker's connection: requests are answered in order, one at a time."""
+
+    def __init__(
+        self, client: RuntimeClient, uid: int | None, connections: set[_Connection]
+    ) -> None:
+        self._client = client
+        self._uid = uid
+        self._connections = connections
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._request = _Request()
+        self._pending: collections.deque[_Request] = collections.deque()
+        self._busy = False  # an answer is being prepared: later requests wait their turn
+        self._keep_alive = True  # of the request being answered
+        self._poll: asyncio.Task[None] | None = None
+
+    # --- asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        local = transport.get_extra_info("sockname")
+        if self._uid is not None:
+            owner = peer_uid(peer[0], peer[1], server=(local[0], local[1])) if peer else None
+            if owner != self._uid:
+                _refuse(transport, local[1], owner, self._uid)
+                return
+        self._transport = cast(asyncio.Transport, transport)
+        self._connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connections.discard(self)
+        self._transport = None
+        if self._poll is not None:
+            self._poll.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        if self._transport is None:
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(400, "protocol upgrades are not supported here")
+        except httptools.HttpParserError:
+            self._fail(400, "malformed HTTP request")
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    # --- httptools callbacks -----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._request = _Request()
+
+    def on_url(self, url: bytes) -> None:
+        request = self._request
+        request.size += len(url)
+        if not request.headers_too_large:
+            request.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        request = self._request
+        request.size += len(name) + len(value)
+        if not request.headers_too_large:
+            request.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        request = self._request
+        request.method = self._parser.get_method()
+        request.keep_alive = self._parser.should_keep_alive()
+        declared = request.headers.get("content-length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
+            request.body = None
+        # Invited only when this request is next to be answered and its body will be read.
+        expects = request.headers.get("expect", "").lower() == "100-continue"
+        wanted = request.body is not None and not request.headers_too_large
+        idle = not self._busy and not self._pending and self._transport is not None
+        if expects and wanted and idle:
+            self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # type: ignore[union-attr]
+
+    def on_body(self, chunk: bytes) -> None:
+        body = self._request.body
+        if body is None:
+            return  # over the limit: the rest is discarded as it arrives
+        if len(body) + len(chunk) > MAX_PAYLOAD_BYTES:
+            self._request.body = None
+        else:
+            body += chunk
+
+    def on_message_complete(self) -> None:
+        self._pending.append(self._request)
+        if len(self._pending) > MAX_PIPELINED:
+            self._fail(400, f"more than {MAX_PIPELINED} requests sent ahead of their answers")
+            return
+        self._serve()
+
+    # --- answering ---------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        """Answer the waiting requests in order, until one has to wait (a long poll)."""
+        while self._pending and not self._busy and self._transport is not None:
+            request = self._pending.popleft()
+            self._busy, self._keep_alive = True, request.keep_alive
+            self._route(request)
+
+    def _route(self, request: _Request) -> None:
+        if request.headers_too_large:
+            too_large = headers_too_large()
+            self._answer(
+                _http(too_large.status, json.dumps(too_large.body()).encode(), close=True), True
+            )
+            return
+        path = request.url.partition(b"?")[0].decode("latin-1")
+        method = request.method
+        if path == NEXT_PATH:
+            if method != b"GET":
+                self._answer(_problem(405, "use GET"))
+            else:
+                self._poll = asyncio.ensure_future(self._next())
+                if self._transport is not None:
+                    self._transport.pause_reading()  # nothing more is read until it answers
+        elif path == SECRETS_PATH:
+            self._answer(_problem(405, "use GET") if method != b"GET" else self._secrets())
+        elif method != b"POST" and (path == INIT_ERROR_PATH or _request_id(path) is not None):
+            self._answer(_problem(405, "use POST"))
+        elif path == INIT_ERROR_PATH:
+            self._answer(self._init_error(request))
+        elif (target := _request_id(path)) is not None:
+            request_id, failed = target
+            error_type = (
+                request.headers.get("lambda-runtime-function-error-type") or "Unhandled"
+                if failed
+                else None
+            )
+            answer = self._post(request_id, request.body, error_type)
+            # The invocation this answers resumes first: its caller is waiting for it, the
+            # worker only for this 202.
+            asyncio.get_running_loop().call_soon(self._answer, answer)
+        else:
+            self._answer(_problem(404, f"no such route: {path[:200]}"))
+
+    def _answer(self, response: bytes, close: bool = False) -> None:
+        transport = self._transport
+        self._busy = False
+        if transport is None:
+            return
+        transport.write(response)
+        if close or not self._keep_alive:
+            transport.close()
+            self._transport = None
+            return
+        self._serve()
+
+    def _fail(self, status: int, message: str) -> None:
+        """A request the parser cannot follow: answer it and close the connection."""
+        if self._transport is not None:
+            self._transport.write(_problem(status, message, close=True))
+            self._transport.close()
+            self._transport = None
+
+    async def _next(self) -> None:
+        invocation = await self._client.next_invocation()
+        self._poll = None
+        if self._transport is not None:
+            self._transport.resume_reading()
         if invocation is None:  # the worker is being stopped
-            return JSONResponse({"errorMessage": "worker stopped"}, status_code=410)
-        return Response(
-            invocation.event,
-            media_type="application/json",
-            headers={
-                "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
-                "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
-                "Lambda-Runtime-Invoked-Function-Arn": invocation.function_arn,
-                "Lambda-Runtime-Trace-Id": invocation.trace_header,
-            },
+            self._answer(_problem(410, "worker stopped"))
+            return
+        self._answer(
+            _http(
+                200,
+                invocation.event,
+                (
+                    ("Lambda-Runtime-Aws-Request-Id", invocation.request_id),
+                    ("Lambda-Runtime-Deadline-Ms", str(invocation.deadline_ms)),
+                    ("Lambda-Runtime-Invoked-Function-Arn", invocation.function_arn),
+                    ("Lambda-Runtime-Trace-Id", invocation.trace_header),
+                ),
+            )
         )
 
-    async def _secrets(self, request: Request) -> Response:
-        client = self._client(request)
-        secrets = None if client is None else client.take_secrets()
+    def _secrets(self) -> bytes:
+        secrets = self._client.take_secrets()
         if secrets is None:
             return _problem(410, "the worker's secrets were already handed over")
-        return JSONResponse(secrets)
+        return _http(200, json.dumps(secrets).encode())
 
-    async def _post(self, request: Request, error_type: str | None) -> Response:
-        client = self._client(request)
-        body = await read_capped(request)
+    def _post(self, request_id: str, body: bytearray | None, error_type: str | None) -> bytes:
         if body is None:
             # The invocation fails; the rest of the body is discarded unread. The worker is
             # told 202, not Lambda's 413: awslambdaric exits on a 413, and here the next
@@ -184,63 +332,51 @@ class RuntimeApi:
                 json.dumps({"errorMessage": message, "errorType": RESPONSE_TOO_LARGE}).encode(),
                 RESPONSE_TOO_LARGE,
             )
-            if client is None or not client.post_outcome(request.path_params["rid"], outcome):
-                return _problem(400, "unknown or finished request id")
-            return JSONResponse({"status": "OK"}, status_code=202)
-        if client is None or not client.post_outcome(
-            request.path_params["rid"], Outcome(body, error_type)
-        ):
+        else:
+            outcome = Outcome(bytes(body), error_type)
+        if not self._client.post_outcome(request_id, outcome):
             return _problem(400, "unknown or finished request id")
-        return JSONResponse({"status": "OK"}, status_code=202)
+        return _ACCEPTED
 
-    async def _response(self, request: Request) -> Response:
-        return await self._post(request, None)
-
-    async def _error(self, request: Request) -> Response:
-        error_type = request.headers.get("Lambda-Runtime-Function-Error-Type", "Unhandled")
-        return await self._post(request, error_type)
-
-    async def _init_error(self, request: Request) -> Response:
-        client = self._client(request)
-        if client is None:
-            return _problem(400, "unknown worker")
-        error_type = request.headers.get("Lambda-Runtime-Function-Error-Type", "Runtime.InitError")
-        body = await read_capped(request)
-        if body is None:
+    def _init_error(self, request: _Request) -> bytes:
+        if request.body is None:
             return _problem(413, f"init errors are limited to {MAX_PAYLOAD_BYTES} bytes")
-        client.post_init_error(body, error_type)
-        return JSONResponse({"status": "OK"}, status_code=202)
+        error_type = (
+            request.headers.get("lambda-runtime-function-error-type") or "Runtime.InitError"
+        )
+        self._client.post_init_error(bytes(request.body), error_type)
+        return _ACCEPTED
 
 
-def _bound(
-    protocol: type[asyncio.Protocol], api: RuntimeApi, client: RuntimeClient, uid: int | None
-) -> type[asyncio.Protocol]:
-    """`protocol`, binding each connection to `client`; with `uid`, refusing every
-    connection whose peer socket is not owned by `uid`."""
+def _request_id(path: str) -> tuple[str, bool] | None:
+    """(request id, whether it is an error) of `.../invocation/{id}/response|error`."""
+    head, _, rest = path.partition(f"{PREFIX}/invocation/")
+    request_id, _, tail = rest.partition("/")
+    if head or not request_id or tail not in ("response", "error"):
+        return None
+    return request_id, tail == "error"
 
-    class Bound(protocol):  # type: ignore[valid-type,misc]
-        _key: tuple[int, int] | None = None
-        _transport: Any = None
 
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            super().connection_made(transport)
-            peer = transport.get_extra_info("peername")
-            local = transport.get_extra_info("sockname")
-            if uid is not None:
-                owner = peer_uid(peer[0], peer[1], server=(local[0], local[1])) if peer else None
-                if owner != uid:
-                    _refuse(transport, local[1], owner, uid)
-                    return
-            if peer:
-                self._key, self._transport = (peer[1], local[1]), transport
-                api._accept(self._key, client, transport)
+def _http(
+    status: int, body: bytes, headers: tuple[tuple[str, str], ...] = (), close: bool = False
+) -> bytes:
+    lines = [
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
+        "content-type: application/json",
+        f"content-length: {len(body)}",
+        *(f"{name}: {value}" for name, value in headers),
+    ]
+    if close:
+        lines.append("connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            if self._key is not None:
-                api._forget(self._key, self._transport)
-            super().connection_lost(exc)
 
-    return Bound
+def _problem(status: int, message: str, close: bool = False) -> bytes:
+    body: dict[str, Any] = {"errorMessage": message, "errorType": "InvalidRequest"}
+    return _http(status, json.dumps(body).encode(), close=close)
+
+
+_ACCEPTED = _http(202, b'{"status": "OK"}')
 
 
 def _refuse(transport: asyncio.BaseTransport, port: int, owner: int | None, uid: int) -> None:
@@ -251,22 +387,3 @@ def _refuse(transport: asyncio.BaseTransport, port: int, owner: int | None, uid:
         uid,
     )
     transport.abort()  # type: ignore[attr-defined]
-
-
-async def read_capped(request: Request) -> bytes | None:
-    """The body, read as it streams; None as soon as it is known to exceed the limit, so a
-    hostile worker or client cannot make the host hold more than MAX_PAYLOAD_BYTES of it."""
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
-        return None
-    data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > MAX_PAYLOAD_BYTES:
-            return None
-    return bytes(data)
-
-
-def _problem(status: int, message: str, error_type: str = "InvalidRequest") -> JSONResponse:
-    body: dict[str, Any] = {"errorMessage": message, "errorType": error_type}
-    return JSONResponse(body, status_code=status)

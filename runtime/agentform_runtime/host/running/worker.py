@@ -33,6 +33,20 @@ log = logging.getLogger("agentform.host")
 _worker_ids = itertools.count(1)
 
 
+class _Interrupted(Exception):
+    """Set on an invocation's outcome when it ends without an answer: `reason` is
+    "timeout", "exited" or "stopped"."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _interrupt(outcome: asyncio.Future[Outcome], reason: str) -> None:
+    if not outcome.done():
+        outcome.set_exception(_Interrupted(reason))
+
+
 class WorkerInitError(Exception):
     """The handler could not be loaded; `text` is what the runtime reported."""
 
@@ -299,7 +313,8 @@ class Worker:
         self._api = runtime_api
         self._zygote = zygote
         self._inbox: asyncio.Queue[Invocation | None] = asyncio.Queue()
-        self._current: Invocation | None = None
+        self._current: Invocation | None = None  # taken by the worker, not yet answered
+        self._invoking: Invocation | None = None  # handed to the worker, not yet ended
         self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._exited: asyncio.Future[int] | None = None
         self.pid: int | None = None  # sandboxed: PID 1 of the worker's namespace
@@ -377,6 +392,7 @@ class Worker:
             raise
         self.pid, self.cgroup = spawned.pid, spawned.cgroup
         self._exited = self._zygote.exited(self.pid)
+        self._exited.add_done_callback(self._on_exit)
         init_timeout = max(10, self.spec.timeout_s)
         try:
             waiting: set[asyncio.Future[Any]] = {self._ready, self._exited}
@@ -396,6 +412,10 @@ class Worker:
         except BaseException:
             await self.stop()
             raise
+
+    def _on_exit(self, _: asyncio.Future[int]) -> None:
+        if self._invoking is not None:
+            _interrupt(self._invoking.outcome, "exited")
 
     def _find_own_processes(self) -> None:
         """Remember the init and the worker (PID 1 and 2 inside): every other process of the
@@ -431,38 +451,48 @@ class Worker:
         if self._exited is None or self.stopped:
             raise AgentformError(502, "WorkerCrashed", "the worker is not running")
         self.last_used = time.monotonic()
+        # One future to wait on: the answer, or the exit, timeout or stop that interrupts it.
+        self._invoking = invocation
         self._inbox.put_nowait(invocation)
+        timer = asyncio.get_running_loop().call_later(
+            self.spec.timeout_s, _interrupt, invocation.outcome, "timeout"
+        )
         try:
-            waiting: set[asyncio.Future[Any]] = {invocation.outcome, self._exited}
-            done, _ = await asyncio.wait(
-                waiting,
-                timeout=self.spec.timeout_s,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            try:
+                outcome: Outcome | None = await invocation.outcome
+                interrupted = ""
+            except _Interrupted as exc:
+                outcome, interrupted = None, exc.reason
             self._end_spawned_processes()
             # The peak (VmHWM) also catches what was allocated and freed within the call; a
             # cgroup's OOM kill catches children too.
             if self.out_of_memory or self._over_memory():
                 raise self._out_of_memory()
-            if invocation.outcome in done:
-                return invocation.outcome.result()
-            if self._exited in done:
+            if outcome is not None:
+                return outcome
+            if interrupted == "timeout":
                 raise AgentformError(
-                    502,
-                    "WorkerCrashed",
-                    f"the worker exited with code {self._exited.result()} during the "
-                    "invocation; it will be replaced",
+                    504,
+                    "Timeout",
+                    f"the invocation exceeded its timeout of {self.spec.timeout_s}s; "
+                    "the worker was recycled",
                 )
+            ended = (
+                f"exited with code {self._exited.result()}"
+                if self._exited.done()
+                else "was stopped"
+            )
             raise AgentformError(
-                504,
-                "Timeout",
-                f"the invocation exceeded its timeout of {self.spec.timeout_s}s; "
-                "the worker was recycled",
+                502,
+                "WorkerCrashed",
+                f"the worker {ended} during the invocation; it will be replaced",
             )
         except BaseException:
             await self.stop()
             raise
         finally:
+            timer.cancel()
+            self._invoking = None
             self.last_used = time.monotonic()
 
     def _over_memory(self) -> bool:
@@ -516,8 +546,8 @@ class Worker:
             else:  # free only once the zygote saw it exit, however long that takes
                 zygote = self._zygote
                 self._exited.add_done_callback(lambda _: zygote.release_uid(uid))
-        if self._current is not None and not self._current.outcome.done():
-            self._current.outcome.cancel()
+        if self._invoking is not None:
+            _interrupt(self._invoking.outcome, "stopped")
 
     def _kill(self, pid: int) -> None:
         if self.cgroup is not None:
