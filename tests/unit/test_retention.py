@@ -73,8 +73,8 @@ def test_records_older_than_the_retention_go_and_younger_ones_all_stay(tmp_path:
     store = Store(tmp_path / "state.db")
     ages = [45, 31, 30.01, 29.99, 10, 1, 0.001]  # days
     ids = {age: _record(store, NOW - age * DAY) for age in ages}
-    store.add_token_usage(KEY, "minute", int(NOW - 40 * DAY), 5, 5)  # a window long over
-    store.add_token_usage(KEY, "month", int(NOW - 20 * DAY), 5, 5)  # the current month
+    store.add_token_usage([(KEY, "minute", int(NOW - 40 * DAY))], 5, 5)  # a window long over
+    store.add_token_usage([(KEY, "month", int(NOW - 20 * DAY))], 5, 5)  # the current month
     pruner = Pruner(store.path, tmp_path / "logs", Retention(max_age_s=30 * DAY))
     totals = pruner.prune_once(NOW)
     assert set(_kept(store)) == {ids[a] for a in ages if a < 30}

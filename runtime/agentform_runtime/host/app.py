@@ -169,9 +169,8 @@ def create_app(config: HostConfig) -> FastAPI:
 
             spans = SpanRecorder(exporter, manifest_of)
             log.info("exporting spans over OTLP/HTTP (JSON) to %s", config.otlp.traces_url)
-        invoker = Invoker(
-            deployments, hops, budgets, LineageRecorder(store, spans), config.max_concurrency
-        )
+        lineage = LineageRecorder(store, spans)
+        invoker = Invoker(deployments, hops, budgets, lineage, config.max_concurrency)
         pruner = Pruner(store.path, state_dir / "logs", config.retention)
         app.state.exporter, app.state.pruner = exporter, pruner
         app.state.host = HostContext(
@@ -189,6 +188,7 @@ def create_app(config: HostConfig) -> FastAPI:
             if exporter is not None:
                 await asyncio.to_thread(exporter.shutdown)
             pruner.close()
+            lineage.flush()
             store.close()
             log.info("host stopped cleanly (%d workers stopped)", stopped)
 

@@ -47,8 +47,9 @@ class Budgets:
         if not input_tokens and not output_tokens:
             return
         now = self.clock()
-        for key in keys:
-            for window in WINDOWS:
-                self.store.add_token_usage(
-                    key, window, window_start(window, now), input_tokens, output_tokens
-                )
+        starts = [(window, window_start(window, now)) for window in WINDOWS]
+        self.store.add_token_usage(
+            [(key, window, start) for key in keys for window, start in starts],
+            input_tokens,
+            output_tokens,
+        )

@@ -1,12 +1,15 @@
 """The lineage recorder: one audit record per execution, or refusal, in its trace.
 
-Every invocation is recorded when it starts (so a host that dies mid-request leaves a record
-that the next start marks failed) and completed with its outcome. Records of one request
+Every invocation is recorded before its answer leaves the host. One still running after
+`RECORD_RUNNING_AFTER_S` is recorded as running then (so a host that dies mid-request leaves
+a record that the next start marks failed) and completed with its outcome; a quicker one is
+written once, complete, which halves the writes on the request path. Records of one request
 share its trace id and point at their parent, which is what `agentform traces` draws.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING
 
@@ -17,12 +20,17 @@ if TYPE_CHECKING:
     from agentform_runtime.host.telemetry.spans import SpanRecorder
 
 
+RECORD_RUNNING_AFTER_S = 0.25
+
+
 class LineageRecorder:
     """Writes the audit records and, when OpenTelemetry export is on, the same hops as spans."""
 
     def __init__(self, store: Store, spans: SpanRecorder | None = None) -> None:
         self.store = store
         self.spans = spans
+        # Started, not yet written: each with the timer that writes it as running.
+        self._unwritten: dict[str, tuple[ExecutionRow, asyncio.TimerHandle]] = {}
 
     def started(
         self,
@@ -32,7 +40,11 @@ class LineageRecorder:
         started: float,
         manifest: Manifest | None = None,
     ) -> None:
-        self.store.start_execution(_row(key, execution, started, version=version))
+        row = _row(key, execution, started, version=version)
+        timer = asyncio.get_running_loop().call_later(
+            RECORD_RUNNING_AFTER_S, self._write_running, row.request_id
+        )
+        self._unwritten[row.request_id] = (row, timer)
         if self.spans is not None:
             self.spans.started(key, execution, version, started, manifest)
 
@@ -66,16 +78,22 @@ class LineageRecorder:
         input_tokens: int,
         output_tokens: int,
     ) -> None:
-        self.store.finish_execution(
-            request_id,
-            status="ok" if http_status < 400 else "error",
-            http_status=http_status,
-            duration_ms=duration_ms,
-            error_class=error_class,
-            error=error,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-        )
+        outcome = {
+            "status": "ok" if http_status < 400 else "error",
+            "http_status": http_status,
+            "duration_ms": duration_ms,
+            "error_class": error_class,
+            "error": error,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+        }
+        unwritten = self._unwritten.pop(request_id, None)
+        if unwritten is None:
+            self.store.finish_execution(request_id, **outcome)  # type: ignore[arg-type]
+        else:
+            row, timer = unwritten
+            timer.cancel()
+            self.store.start_execution(row.model_copy(update=outcome))
         if self.spans is not None:
             self.spans.finished(
                 request_id,
@@ -86,6 +104,17 @@ class LineageRecorder:
                 input_tokens,
                 output_tokens,
             )
+
+    def _write_running(self, request_id: str) -> None:
+        unwritten = self._unwritten.pop(request_id, None)
+        if unwritten is not None:
+            self.store.start_execution(unwritten[0])
+
+    def flush(self) -> None:
+        """Write every started, unfinished execution as running (before the host stops)."""
+        for request_id in list(self._unwritten):
+            self._unwritten[request_id][1].cancel()
+            self._write_running(request_id)
 
 
 def _row(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -348,13 +348,26 @@ class Store:
         return (0, 0) if row is None else (row["input"], row["output"])
 
     def add_token_usage(
-        self, key: DeploymentKey, window: str, start: int, input_tokens: int, output_tokens: int
+        self,
+        windows: Iterable[tuple[DeploymentKey, str, int]],
+        input_tokens: int,
+        output_tokens: int,
     ) -> None:
-        self._records.execute(
-            "INSERT INTO token_usage VALUES (?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
-            "input=input+excluded.input, output=output+excluded.output",
-            (*key, window, start, input_tokens, output_tokens),
-        )
+        """Count tokens in each (deployment, window, window start), in one commit."""
+        self._records.execute("BEGIN")
+        try:
+            self._records.executemany(
+                "INSERT INTO token_usage VALUES (?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
+                "input=input+excluded.input, output=output+excluded.output",
+                [
+                    (*key, window, start, input_tokens, output_tokens)
+                    for key, window, start in windows
+                ],
+            )
+        except BaseException:
+            self._records.execute("ROLLBACK")
+            raise
+        self._records.execute("COMMIT")
 
     # --- execution records (audit) ----------------------------------------------------------
 
