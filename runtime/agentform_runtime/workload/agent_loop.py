@@ -151,8 +151,11 @@ def run_agent(
                 step,
                 [target, *answer.get("handoffs", [])],
             )
-        with ThreadPoolExecutor(max_workers=min(8, len(calls))) as pool:
-            results = list(pool.map(lambda call: _run_tool(host, functions, call), calls))
+        if len(calls) == 1:  # no thread to start for the common case
+            results = [_run_tool(host, functions, calls[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=min(8, len(calls))) as pool:
+                results = list(pool.map(lambda call: _run_tool(host, functions, call), calls))
         for call, result in zip(calls, results, strict=True):
             messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
     raise AgentformError(

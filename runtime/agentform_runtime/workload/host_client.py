@@ -4,29 +4,67 @@ declared and the call joins the request's trace as a child hop."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import select
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 from agentform_runtime.errors import AgentformError
 from agentform_runtime.workload.context import Context
 
+# Keep-alive connections to the gateway, shared by the invocations (and tool-call threads)
+# of this worker. The standard library's client, not httpx: a hop is a small JSON POST to
+# loopback, and http.client sends its headers and body in one write, which on 2 cores
+# measured a third less time per hop than httpx's separate writes and heavier request path.
 _lock = threading.Lock()
-_client: httpx.Client | None = None
+_idle: list[http.client.HTTPConnection] = []
 
 
-def _http() -> httpx.Client:
-    """One keep-alive client per worker process: warm invocations reuse its connections."""
-    global _client
-    with _lock:
-        if _client is None:
-            _client = httpx.Client(timeout=httpx.Timeout(900.0, connect=5.0))
-        return _client
+def _connection(url: str, timeout: float) -> http.client.HTTPConnection:
+    """An idle connection to the host of `url` that the server has not closed, or a new one."""
+    parts = urlsplit(url)
+    while True:
+        with _lock:
+            connection = _idle.pop() if _idle else None
+        if connection is None:
+            break
+        sock = connection.sock
+        # Readable while idle means closed (or garbage): never send a request on it.
+        if sock is not None and not select.select([sock], [], [], 0)[0]:
+            sock.settimeout(timeout)
+            return connection
+        connection.close()
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    return kind(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+
+
+def post_json(url: str, body: Any, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
+    """POST `body` as JSON on a kept-alive connection; return (status, response body)."""
+    connection = _connection(url, timeout)
+    parts = urlsplit(url)
+    try:
+        connection.request(
+            "POST",
+            parts.path + (f"?{parts.query}" if parts.query else ""),
+            body=json.dumps(body).encode(),
+            headers={"content-type": "application/json", **headers},
+        )
+        response = connection.getresponse()
+        data = response.read()
+    except BaseException:
+        connection.close()
+        raise
+    if response.will_close:
+        connection.close()
+    else:
+        with _lock:
+            _idle.append(connection)
+    return response.status, data
 
 
 @dataclass(frozen=True)
@@ -68,27 +106,25 @@ class HostClient:
     def call(self, kind: str, name: str, body: Any, path: str = "") -> Any:
         """POST `body` to another deployment; return its JSON, raise AgentformError on failure."""
         url = f"{self.gateway}/run/{self.environment}/{kind}/{name}{path}"
+        headers = {
+            "authorization": f"Bearer {self._token}",
+            "traceparent": self.context.traceparent,
+        }
         try:
-            response = _http().post(
-                url,
-                json=body,
-                timeout=self._timeout(),
-                headers={
-                    "authorization": f"Bearer {self._token}",
-                    "traceparent": self.context.traceparent,
-                },
-            )
-        except httpx.HTTPError as exc:
+            status, content = post_json(url, body, headers, self._timeout())
+        except (OSError, http.client.HTTPException) as exc:
             raise AgentformError(
                 502, "HopFailed", f"{kind}/{name}: {type(exc).__name__}: {exc}"
             ) from None
-        if response.status_code >= 400:
-            raise AgentformError.from_response(response.status_code, response.content)
+        if status >= 400:
+            raise AgentformError.from_response(status, content)
         try:
-            return response.json()
+            return json.loads(content)
         except ValueError:
             raise AgentformError(
-                502, "HopFailed", f"{kind}/{name} answered {response.text[:200]!r}, not JSON"
+                502,
+                "HopFailed",
+                f"{kind}/{name} answered {content[:200].decode(errors='replace')!r}, not JSON",
             ) from None
 
     def chat(self, model: str, request: dict[str, Any]) -> dict[str, Any]:
