@@ -5,9 +5,12 @@
 One request = agent -> model (asks for the tool) -> function -> model (answers): four
 invocations through the host. Measured side by side in one run:
 - the whole request, as the client sees it;
-- the scripted model server alone (two direct HTTP calls, the same requests);
-- the function alone (its handler called in-process);
-- so the host's share: total - model - function, and per hop.
+- the same turn without the host: the agent's own loop (`run_agent`, the code its workers
+  run) in this process, calling the scripted model server directly over HTTP and the function
+  in-process; the host's share is what the whole request takes beyond that;
+- the scripted model server alone (two direct HTTP calls, the same requests) and the function
+  alone, so the share of everything but the model and the function is printed too (the
+  agent loop, the model API's upstream call and the host together).
 """
 
 from __future__ import annotations
@@ -15,11 +18,15 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 
 from agentform.scripted_model import Script, ScriptedModelServer
+from agentform_runtime.workload.agent_loop import AgentSpec, run_agent
+from agentform_runtime.workload.host_client import HostClient
 from tests.bench.bench_host import percentile
 from tests.support.agents import ask, deploy_agent, deploy_function, deploy_model
 from tests.support.hosts import RunningHost
@@ -30,6 +37,33 @@ STEPS = [
     {"tool_calls": [{"name": "add", "arguments": {"a": 2, "b": 3}}]},
     {"text": "The sum is {tool_result}."},
 ]
+
+
+class WithoutHost:
+    """What the agent loop calls through the host, called directly: the scripted model server
+    over HTTP, the function in-process."""
+
+    def __init__(self, model_url: str, function: Callable[..., Any]) -> None:
+        self.http = httpx.Client(base_url=model_url, timeout=30)
+        self.run = function
+
+    def chat(self, model: str, request: dict[str, Any]) -> dict[str, Any]:
+        response = self.http.post("/v1/chat/completions", json={**request, "model": "scripted-1"})
+        response.raise_for_status()
+        return cast(dict[str, Any], response.json())
+
+    def function(self, name: str, arguments: dict[str, Any]) -> Any:
+        return self.run(**arguments)
+
+    def function_schema(self, name: str) -> dict[str, Any]:
+        return {
+            "description": "Add.",
+            "parameters": {
+                "type": "object",
+                "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                "required": ["a", "b"],
+            },
+        }
 
 
 def main() -> None:
@@ -67,28 +101,43 @@ def main() -> None:
 
             namespace: dict[str, object] = {}
             exec(ADD, namespace)  # the function's own code, in-process
-            add = namespace["main"]
+            add = cast(Callable[..., Any], namespace["main"])
+            direct_host = cast(HostClient, WithoutHost(model.url, add))
+            without_host = []
+            for _ in range(samples):
+                started = time.perf_counter()
+                result = run_agent(
+                    direct_host, "calc", AgentSpec(), "chat", ["add"], [], {"inputs": "2 + 3?"}
+                )
+                without_host.append((time.perf_counter() - started) * 1000)
+            assert result.output == 'The sum is {"sum": 5}.', result.output
             function_times = []
             for _ in range(samples):
                 started = time.perf_counter()
-                add(a=2, b=3)  # type: ignore[operator]
+                add(a=2, b=3)
                 function_times.append((time.perf_counter() - started) * 1000)
         finally:
             host.stop()
             model.stop()
 
-    total, in_model, in_function = (
-        percentile(v, 50) for v in (totals, model_times, function_times)
+    total, alone, in_model, in_function = (
+        percentile(v, 50) for v in (totals, without_host, model_times, function_times)
     )
-    overhead = total - in_model - in_function
+    in_host = total - alone
+    rest = total - in_model - in_function
     print(f"== one agent turn with one tool call ({samples} requests, p50)")
     print(f"  whole request (client)      {total:8.2f} ms   p99 {percentile(totals, 99):.2f} ms")
+    print(f"  the same turn without host  {alone:8.2f} ms   (agent loop in-process)")
     print(f"  scripted model, 2 calls     {in_model:8.2f} ms")
     print(f"  function, in-process        {in_function:8.3f} ms")
     print(
-        f"  host overhead               {overhead:8.2f} ms  ({overhead / total:.0%} of the request)"
+        f"  host overhead               {in_host:8.2f} ms  ({in_host / total:.0%} of the request)"
     )
-    print(f"  per invocation (4 hops)     {overhead / 4:8.2f} ms")
+    print(f"  per invocation (4 hops)     {in_host / 4:8.2f} ms")
+    print(
+        f"  all but model and function  {rest:8.2f} ms  ({rest / total:.0%} of the request: "
+        "host, agent loop, model API's upstream call)"
+    )
 
 
 if __name__ == "__main__":
