@@ -213,6 +213,7 @@ def create_app(config: HostConfig) -> FastAPI:
         return {"status": "ok"}
 
     app.add_middleware(BodyLimit)
+    app.add_middleware(gateway.RunGateway)  # outermost of ours: the hot path skips the rest
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(AgentformError, _agentform_error)

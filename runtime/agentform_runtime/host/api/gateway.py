@@ -2,7 +2,12 @@
 
 It authenticates the caller (an environment API key or an end-user JWT, or the hop token of
 a workload calling onwards), reads the payload within Lambda's limit, and passes the
-request on with its trace context (an incoming W3C `traceparent` is honoured)."""
+request on with its trace context (an incoming W3C `traceparent` is honoured).
+
+Every invocation and every hop between workloads comes through here, so `RunGateway` serves
+these paths ahead of FastAPI's router, dependency resolution and per-route middleware: the
+host's CPU per request is what bounds its throughput. The FastAPI routes below are the same
+handler, for the OpenAPI document (and for methods the fast path leaves to them)."""
 
 from __future__ import annotations
 
@@ -13,9 +18,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agentform_runtime.errors import AgentformError
 from agentform_runtime.host import invoke
+from agentform_runtime.host.api.header_limit import (
+    MAX_HEADER_BYTES,
+    header_bytes,
+    headers_too_large,
+)
+from agentform_runtime.host.api.responses import error_response
 from agentform_runtime.host.auth import bearer
 from agentform_runtime.host.context import HostContext, host_of
 from agentform_runtime.host.hops import HOP_TOKEN_PREFIX
@@ -104,9 +116,44 @@ async def run(request: Request, env: str, kind: str, name: str, path: str = "") 
             method=request.method,
             path="/" + path,
             body=body,
-            query=request.url.query,
+            # From the ASGI scope: `request.url` would build and parse a whole URL for this.
+            query=request.scope["query_string"].decode("latin-1"),
             headers=dict(request.headers),
             source_ip=request.client.host if request.client else "",
         ),
     )
     return Response(result.body, result.status, result.headers)
+
+
+class RunGateway:
+    """ASGI middleware answering `GET`/`POST /run/{env}/{kind}/{name}[/path]` with `run`
+    directly; everything else (MCP endpoints included) goes on to the app."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        target = _run_target(scope) if scope["type"] == "http" else None
+        if target is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            if header_bytes(scope) > MAX_HEADER_BYTES:
+                raise headers_too_large()
+            response = await run(Request(scope, receive), *target)
+        except AgentformError as exc:
+            response = error_response(exc)
+        await response(scope, receive, send)
+
+
+def _run_target(scope: Scope) -> tuple[str, str, str, str] | None:
+    """(env, kind, name, sub-path) of a run request the fast path serves, else None."""
+    path: str = scope["path"]
+    if not path.startswith("/run/") or scope["method"] not in ("GET", "POST"):
+        return None
+    env, _, rest = path[len("/run/") :].partition("/")
+    kind, _, rest = rest.partition("/")
+    name, slash, sub_path = rest.partition("/")
+    if not (env and kind and name) or (kind == "functions" and sub_path == "mcp"):
+        return None  # not a run route (the app answers 404), or a function's MCP endpoint
+    return env, kind, name, sub_path if slash else ""
