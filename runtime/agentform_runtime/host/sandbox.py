@@ -398,7 +398,13 @@ class Cgroup:
     def oom_killed(self) -> bool:
         """Whether the kernel's OOM killer killed a process of this group."""
         name = "memory.oom_control" if self.version == 1 else "memory.events"
-        for line in _read(self._memory_dir / name).splitlines():
+        # Raw reads: this runs after every invocation.
+        fd = os.open(self._memory_dir / name, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            text = os.read(fd, 4096).decode("ascii")
+        finally:
+            os.close(fd)
+        for line in text.splitlines():
             key, _, value = line.partition(" ")
             if key == "oom_kill":
                 return int(value) > 0
