@@ -29,6 +29,7 @@ from agentform_runtime.host.state.artifacts import (
 from agentform_runtime.specs import Manifest, WorkloadKind
 from tests.support.hosts import RunningHost
 from tests.support.polling import wait_until
+from tests.support.runtime_clients import IdleWorker
 from tests.support.workloads import deploy, function_artifact, setup_environment
 
 # A handler that answers whatever Lambda result the caller asks for, so that a test can
@@ -531,22 +532,6 @@ def test_headers_over_64_kib_are_a_431_on_the_host(host: RunningHost) -> None:
     assert httpx.get(f"{host.url}/health").status_code == 200
 
 
-class _SilentWorker:
-    """A Runtime API client with no invocation: every answer it is sent is unknown."""
-
-    async def next_invocation(self) -> None:
-        return None
-
-    def post_outcome(self, request_id: str, outcome: object) -> bool:
-        return False
-
-    def post_init_error(self, body: bytes, error_type: str) -> None:
-        return None
-
-    def take_secrets(self) -> None:
-        return None
-
-
 def test_worker_sent_headers_over_64_kib_are_a_431_on_the_runtime_api() -> None:
     import asyncio
 
@@ -554,7 +539,7 @@ def test_worker_sent_headers_over_64_kib_are_a_431_on_the_runtime_api() -> None:
 
     async def post() -> httpx.Response:
         api = RuntimeApi()
-        port = await api.listen(_SilentWorker())
+        port = await api.listen(IdleWorker())
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
                 headers = {"Lambda-Runtime-Function-Error-Type": "E" * (70 * 1024)}

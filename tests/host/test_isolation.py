@@ -22,6 +22,7 @@ import psutil
 
 from tests.support.hosts import RunningHost
 from tests.support.polling import wait_until
+from tests.support.runtime_clients import IdleWorker
 from tests.support.workloads import (
     PID_FUNCTION,
     deploy,
@@ -423,22 +424,6 @@ def test_a_freed_worker_uid_is_handed_out_again_last() -> None:
     assert [zygote.lease_uid() for _ in range(3)] == [101, 102, first]
 
 
-class _SecretHolder:
-    """The worker side of one Runtime API listener, holding a secret."""
-
-    async def next_invocation(self) -> None:
-        return None
-
-    def post_outcome(self, request_id: str, outcome: object) -> bool:
-        return False
-
-    def post_init_error(self, body: bytes, error_type: str) -> None:
-        return None
-
-    def take_secrets(self) -> dict[str, str] | None:
-        return {"AGENTFORM_CONNECTIONS": "the-secret"}
-
-
 def test_a_runtime_api_connection_does_not_outlive_its_listener() -> None:
     """A connection accepted while a worker lived is cut when its listener closes: it can
     never reach the next listener given the same port (and maybe the same uid)."""
@@ -450,7 +435,7 @@ def test_a_runtime_api_connection_does_not_outlive_its_listener() -> None:
 
     async def attack() -> bytes:
         api = RuntimeApi()
-        port = await api.listen(_SecretHolder())
+        port = await api.listen(IdleWorker({"AGENTFORM_CONNECTIONS": "the-secret"}))
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(request)
         assert b"the-secret" in await reader.readuntil(b"the-secret")
