@@ -11,6 +11,7 @@ from pathlib import Path
 import uvicorn
 
 from agentform_runtime.host import sandbox
+from agentform_runtime.host.api.one_write import OneWriteHttpToolsProtocol
 from agentform_runtime.host.app import HostConfig, admin_token, create_app, private_state_dir
 from agentform_runtime.host.running.worker import Isolation
 from agentform_runtime.host.state.retention import Retention
@@ -88,7 +89,7 @@ def serve(
                 retention=retention or Retention(),
             )
         ),
-        http="httptools",
+        http=OneWriteHttpToolsProtocol,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=10,
