@@ -121,3 +121,42 @@ def test_a_malformed_request_is_a_400_and_the_connection_closes() -> None:
     _, result = asyncio.run(_with_api(scenario))
     (status, headers, _), rest = result
     assert status == 400 and headers["connection"] == "close" and rest == b""
+
+
+def test_a_connection_closed_during_a_long_poll_leaves_the_invocation_for_the_next() -> None:
+    """awslambdaric reconnects when its connection breaks: the abandoned long poll must not
+    take the next invocation into a closed socket."""
+
+    class Queued(_Worker):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inbox: asyncio.Queue[Invocation] = asyncio.Queue()
+
+        async def next_invocation(self) -> Invocation | None:
+            return await self.inbox.get()
+
+    async def scenario() -> tuple[int, dict[str, str]]:
+        api = RuntimeApi()
+        worker = Queued()
+        port = await api.listen(worker)
+        request = f"GET {NEXT_PATH} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        _, abandoned = await asyncio.open_connection("127.0.0.1", port)
+        abandoned.write(request)
+        await abandoned.drain()
+        abandoned.close()
+        deadline = asyncio.get_running_loop().time() + 30
+        while api._connections[port]:  # until the host has seen that connection end
+            assert asyncio.get_running_loop().time() < deadline, "the closed poll lingers"
+            await asyncio.sleep(0.01)
+        worker.inbox.put_nowait(Invocation("r2", b"{}", 0, "", "arn:aws:lambda:local:0:function:f"))
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        try:
+            status, headers, _ = await asyncio.wait_for(_read_response(reader), 30)
+        finally:
+            writer.close()
+            api.close(port)
+        return status, headers
+
+    status, headers = asyncio.run(scenario())
+    assert status == 200 and headers["lambda-runtime-aws-request-id"] == "r2"

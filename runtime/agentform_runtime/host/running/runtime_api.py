@@ -42,8 +42,10 @@ SECRETS_PATH = f"{PREFIX}/agentform/secrets"
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's buffered payload limit, each way
 # The outcome of an invocation whose worker posted more than MAX_PAYLOAD_BYTES (Lambda's name).
 RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
-# Requests a worker may send ahead of the answers (awslambdaric sends one at a time).
+# What a worker may send ahead of the answers (awslambdaric sends one request at a time): a
+# connection is still read during a long poll, so that its end is seen, but not to hold more.
 MAX_PIPELINED = 8
+MAX_BYTES_AHEAD = 64 * 1024
 
 
 @dataclass
@@ -148,6 +150,7 @@ class _Connection(asyncio.Protocol):
         self._request = _Request()
         self._pending: collections.deque[_Request] = collections.deque()
         self._busy = False  # an answer is being prepared: later requests wait their turn
+        self._bytes_ahead = 0  # received while busy
         self._keep_alive = True  # of the request being answered
         self._poll: asyncio.Task[None] | None = None
 
@@ -173,6 +176,11 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._transport is None:
             return
+        if self._busy:
+            self._bytes_ahead += len(data)
+            if self._bytes_ahead > MAX_BYTES_AHEAD:
+                self._fail(400, f"more than {MAX_BYTES_AHEAD} bytes sent ahead of an answer")
+                return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -254,8 +262,6 @@ class _Connection(asyncio.Protocol):
                 self._answer(_problem(405, "use GET"))
             else:
                 self._poll = asyncio.ensure_future(self._next())
-                if self._transport is not None:
-                    self._transport.pause_reading()  # nothing more is read until it answers
         elif path == SECRETS_PATH:
             self._answer(_problem(405, "use GET") if method != b"GET" else self._secrets())
         elif method != b"POST" and (path == INIT_ERROR_PATH or _request_id(path) is not None):
@@ -278,7 +284,7 @@ class _Connection(asyncio.Protocol):
 
     def _answer(self, response: bytes, close: bool = False) -> None:
         transport = self._transport
-        self._busy = False
+        self._busy, self._bytes_ahead = False, 0
         if transport is None:
             return
         transport.write(response)
@@ -298,8 +304,6 @@ class _Connection(asyncio.Protocol):
     async def _next(self) -> None:
         invocation = await self._client.next_invocation()
         self._poll = None
-        if self._transport is not None:
-            self._transport.resume_reading()
         if invocation is None:  # the worker is being stopped
             self._answer(_problem(410, "worker stopped"))
             return
