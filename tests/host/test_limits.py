@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -209,3 +211,18 @@ def test_min_instances_come_back_after_a_crash(host: RunningHost, tmp_path: Path
     assert call(action="exit").status_code == 502
     [after] = wait_until(lambda: deployment(admin, "bad")["instances"])
     assert after["pid"] != before["pid"]
+
+
+def test_a_worker_killed_while_idle_is_replaced_for_the_next_request(
+    host: RunningHost, tmp_path: Path
+) -> None:
+    admin = host.admin()
+    key = setup_environment(admin)
+    deploy(admin, function_artifact(tmp_path, "pid", PID_FUNCTION), "pid").raise_for_status()
+    run = host.client(key)
+    first = run.post("/run/development/functions/pid", json={}).json()["worker"]
+    os.kill(worker_pid(admin, "pid", first), signal.SIGKILL)  # from outside, while idle
+    wait_until(lambda: deployment(admin, "pid")["instances"] == [])
+    again = run.post("/run/development/functions/pid", json={})
+    assert again.status_code == 200, again.text
+    assert again.json()["worker"] != first

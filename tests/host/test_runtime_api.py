@@ -145,7 +145,7 @@ def test_a_connection_closed_during_a_long_poll_leaves_the_invocation_for_the_ne
         await abandoned.drain()
         abandoned.close()
         deadline = asyncio.get_running_loop().time() + 30
-        while api._connections[port]:  # until the host has seen that connection end
+        while api._connections[port].connections:  # until the host saw that connection end
             assert asyncio.get_running_loop().time() < deadline, "the closed poll lingers"
             await asyncio.sleep(0.01)
         worker.inbox.put_nowait(Invocation("r2", b"{}", 0, "", "arn:aws:lambda:local:0:function:f"))
@@ -160,3 +160,43 @@ def test_a_connection_closed_during_a_long_poll_leaves_the_invocation_for_the_ne
 
     status, headers = asyncio.run(scenario())
     assert status == 200 and headers["lambda-runtime-aws-request-id"] == "r2"
+
+
+def test_a_header_streamed_past_the_limit_is_a_431_before_it_completes() -> None:
+    async def scenario(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
+        writer.write(f"GET {NEXT_PATH} HTTP/1.1\r\nHost: x\r\nX-Big: ".encode())
+        for _ in range(200):  # 200 KiB of one header value, never ended
+            writer.write(b"a" * 1024)
+            try:
+                await writer.drain()
+            except ConnectionError:
+                break
+        return await _read_response(reader)
+
+    _, (status, headers, body) = asyncio.run(_with_api(scenario))
+    assert status == 431 and headers["connection"] == "close"
+    assert json.loads(body)["error"]["field"] == "headers"
+
+
+def test_a_worker_that_does_not_read_its_answers_is_not_read_either() -> None:
+    """Answers pile up in the host only to the transport's limit: then the host stops
+    reading that connection, so requests cannot make it buffer without bound."""
+
+    async def scenario() -> bool:
+        api = RuntimeApi()
+        port = await api.listen(_Worker())
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        request = f"GET {PREFIX}/nowhere HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        try:
+            writer.write(request * 200_000)  # ~9 MB asked, ~30 MB of 404s, none read
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 60
+            while not any(c._write_paused for c in api._connections[port].connections):
+                assert loop.time() < deadline, "the host kept reading and answering"
+                await asyncio.sleep(0.01)
+            return True
+        finally:
+            writer.transport.abort()
+            api.close(port)
+
+    assert asyncio.run(scenario())

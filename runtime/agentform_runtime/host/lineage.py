@@ -10,6 +10,8 @@ share its trace id and point at their parent, which is what `agentform traces` d
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 import time
 from typing import TYPE_CHECKING
 
@@ -19,6 +21,8 @@ from agentform_runtime.specs import DeploymentKey, Execution, Manifest
 if TYPE_CHECKING:
     from agentform_runtime.host.telemetry.spans import SpanRecorder
 
+
+log = logging.getLogger("agentform.host")
 
 RECORD_RUNNING_AFTER_S = 0.25
 
@@ -107,8 +111,15 @@ class LineageRecorder:
 
     def _write_running(self, request_id: str) -> None:
         unwritten = self._unwritten.pop(request_id, None)
-        if unwritten is not None:
+        if unwritten is None:
+            return
+        try:
             self.store.start_execution(unwritten[0])
+        except sqlite3.Error:
+            # Kept, so that the outcome writes the whole record (and the request, not a
+            # timer, fails if the store stays unwritable).
+            log.exception("could not record execution %s as running", request_id)
+            self._unwritten[request_id] = unwritten
 
     def flush(self) -> None:
         """Write every started, unfinished execution as running (before the host stops)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import uvicorn
 
 from agentform_runtime.host import sandbox
-from agentform_runtime.host.api.one_write import OneWriteHttpToolsProtocol
+from agentform_runtime.host.api.http_protocol import HostHttpProtocol
 from agentform_runtime.host.app import HostConfig, admin_token, create_app, private_state_dir
 from agentform_runtime.host.running.worker import Isolation
 from agentform_runtime.host.state.retention import Retention
@@ -89,7 +89,7 @@ def serve(
                 retention=retention or Retention(),
             )
         ),
-        http=OneWriteHttpToolsProtocol,
+        http=HostHttpProtocol,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=10,

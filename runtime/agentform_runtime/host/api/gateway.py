@@ -26,6 +26,7 @@ from agentform_runtime.host.api.header_limit import (
     MAX_HEADER_BYTES,
     header_bytes,
     headers_too_large,
+    send_error,
 )
 from agentform_runtime.host.api.responses import error_response
 from agentform_runtime.host.auth import bearer
@@ -55,7 +56,11 @@ async def read_payload(request: Request) -> bytes:
 
 def _too_large() -> AgentformError:
     return AgentformError(
-        413, "PayloadTooLarge", f"request bodies are limited to {MAX_PAYLOAD_BYTES} bytes"
+        413,
+        "PayloadTooLarge",
+        f"request bodies are limited to {MAX_PAYLOAD_BYTES} bytes",
+        field="body",
+        limit_bytes=MAX_PAYLOAD_BYTES,
     )
 
 
@@ -137,9 +142,10 @@ class RunGateway:
         if target is None:
             await self.app(scope, receive, send)
             return
+        if header_bytes(scope) > MAX_HEADER_BYTES:
+            await send_error(send, headers_too_large())  # and close, as on every route
+            return
         try:
-            if header_bytes(scope) > MAX_HEADER_BYTES:
-                raise headers_too_large()
             response = await run(Request(scope, receive), *target)
         except AgentformError as exc:
             response = error_response(exc)

@@ -58,3 +58,40 @@ async def send_error(send: Send, error: AgentformError) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class HeadBudget:
+    """Bounds a request head while it arrives, for protocols on httptools' parser.
+
+    The parser gathers a header's name and value across reads and reports it only once it is
+    complete, so a limit checked per header comes too late: a sender could stream one header
+    of hundreds of megabytes, every byte copied again as it grows. Counted here per read, from
+    the read after the one in which the request began (the parser does not say where in a
+    read that was, and the earlier part may be whole requests): the head may exceed
+    MAX_HEADER_BYTES by one read (asyncio reads at most 256 KiB) and the slack."""
+
+    SLACK = 8 * 1024  # the request line and the separators the header count leaves out
+
+    def __init__(self) -> None:
+        self._open = False
+        self._began_in_this_read = False
+        self._bytes = 0
+
+    def begin(self) -> None:
+        """A request starts (httptools' `on_message_begin`)."""
+        self._open, self._began_in_this_read, self._bytes = True, True, 0
+
+    def end(self) -> None:
+        """Its head is complete (`on_headers_complete`)."""
+        self._open = False
+
+    def over_after(self, received: int) -> bool:
+        """Count `received` bytes just fed to the parser; whether a head still incomplete
+        after them is over the limit."""
+        if not self._open:
+            return False
+        if self._began_in_this_read:
+            self._began_in_this_read = False
+            return False
+        self._bytes += received
+        return self._bytes > MAX_HEADER_BYTES + self.SLACK

@@ -28,7 +28,11 @@ from typing import Any, Protocol, cast
 
 import httptools
 
-from agentform_runtime.host.api.header_limit import MAX_HEADER_BYTES, headers_too_large
+from agentform_runtime.host.api.header_limit import (
+    MAX_HEADER_BYTES,
+    HeadBudget,
+    headers_too_large,
+)
 from agentform_runtime.host.sandbox import peer_uid
 
 log = logging.getLogger("agentform.host")
@@ -46,6 +50,8 @@ RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
 # connection is still read during a long poll, so that its end is seen, but not to hold more.
 MAX_PIPELINED = 8
 MAX_BYTES_AHEAD = 64 * 1024
+# Connections at once to one worker's listener (awslambdaric keeps one).
+MAX_CONNECTIONS = 4
 
 
 @dataclass
@@ -93,7 +99,7 @@ class RuntimeApi:
         self._servers: dict[int, asyncio.Server] = {}
         # The open connections of each listener: they go when it closes, so a connection can
         # never outlive its worker and reach the next listener given the same port.
-        self._connections: dict[int, set[_Connection]] = {}
+        self._connections: dict[int, _Listener] = {}
 
     async def listen(self, client: RuntimeClient, uid: int | None = None) -> int:
         """Open a listener for `client`; return its port. With `uid`, only connections from
@@ -104,20 +110,31 @@ class RuntimeApi:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
-        connections: set[_Connection] = set()
+        listener = _Listener()
         server = await asyncio.get_running_loop().create_server(
-            lambda: _Connection(client, uid, connections), sock=sock
+            lambda: _Connection(client, uid, listener), sock=sock
         )
         self._servers[port] = server
-        self._connections[port] = connections
+        self._connections[port] = listener
         return port
 
     def close(self, port: int) -> None:
         server = self._servers.pop(port, None)
         if server is not None:
             server.close()
-        for connection in self._connections.pop(port, set()):
-            connection.abort()
+        listener = self._connections.pop(port, None)
+        if listener is not None:
+            listener.closed = True  # a connection accepted but not yet made is refused too
+            for connection in list(listener.connections):
+                connection.abort()
+
+
+@dataclass
+class _Listener:
+    """The connections of one worker's listener, and whether it was closed."""
+
+    connections: set[_Connection] = field(default_factory=set)
+    closed: bool = False
 
 
 @dataclass
@@ -139,13 +156,13 @@ class _Request:
 class _Connection(asyncio.Protocol):
     """One worker's connection: requests are answered in order, one at a time."""
 
-    def __init__(
-        self, client: RuntimeClient, uid: int | None, connections: set[_Connection]
-    ) -> None:
+    def __init__(self, client: RuntimeClient, uid: int | None, listener: _Listener) -> None:
         self._client = client
         self._uid = uid
-        self._connections = connections
+        self._listener = listener
         self._parser = httptools.HttpRequestParser(self)
+        self._head = HeadBudget()
+        self._write_paused = False  # the worker is not reading its answers: nor do we read
         self._transport: asyncio.Transport | None = None
         self._request = _Request()
         self._pending: collections.deque[_Request] = collections.deque()
@@ -159,19 +176,31 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
+        if self._listener.closed or len(self._listener.connections) >= MAX_CONNECTIONS:
+            transport.abort()  # type: ignore[attr-defined]
+            return
         if self._uid is not None:
             owner = peer_uid(peer[0], peer[1], server=(local[0], local[1])) if peer else None
             if owner != self._uid:
                 _refuse(transport, local[1], owner, self._uid)
                 return
         self._transport = cast(asyncio.Transport, transport)
-        self._connections.add(self)
+        self._listener.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._connections.discard(self)
-        self._transport = None
-        if self._poll is not None:
-            self._poll.cancel()
+        self._listener.connections.discard(self)
+        self._drop()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._transport is not None:
+            self._transport.resume_reading()
+            self._serve()
 
     def data_received(self, data: bytes) -> None:
         if self._transport is None:
@@ -187,15 +216,27 @@ class _Connection(asyncio.Protocol):
             self._fail(400, "protocol upgrades are not supported here")
         except httptools.HttpParserError:
             self._fail(400, "malformed HTTP request")
+        else:
+            if self._head.over_after(len(data)):
+                self._fail_with(_HEAD_TOO_LARGE)
 
     def abort(self) -> None:
         if self._transport is not None:
             self._transport.abort()
+        self._drop()
+
+    def _drop(self) -> None:
+        """Nothing more is read or answered here; a long poll gives its turn back."""
+        self._transport = None
+        if self._poll is not None:
+            self._poll.cancel()
+            self._poll = None
 
     # --- httptools callbacks -----------------------------------------------------------------
 
     def on_message_begin(self) -> None:
         self._request = _Request()
+        self._head.begin()
 
     def on_url(self, url: bytes) -> None:
         request = self._request
@@ -210,6 +251,7 @@ class _Connection(asyncio.Protocol):
             request.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
+        self._head.end()
         request = self._request
         request.method = self._parser.get_method()
         request.keep_alive = self._parser.should_keep_alive()
@@ -243,17 +285,14 @@ class _Connection(asyncio.Protocol):
 
     def _serve(self) -> None:
         """Answer the waiting requests in order, until one has to wait (a long poll)."""
-        while self._pending and not self._busy and self._transport is not None:
+        while self._pending and not (self._busy or self._write_paused) and self._transport:
             request = self._pending.popleft()
             self._busy, self._keep_alive = True, request.keep_alive
             self._route(request)
 
     def _route(self, request: _Request) -> None:
         if request.headers_too_large:
-            too_large = headers_too_large()
-            self._answer(
-                _http(too_large.status, json.dumps(too_large.body()).encode(), close=True), True
-            )
+            self._answer(_HEAD_TOO_LARGE, True)
             return
         path = request.url.partition(b"?")[0].decode("latin-1")
         method = request.method
@@ -290,16 +329,19 @@ class _Connection(asyncio.Protocol):
         transport.write(response)
         if close or not self._keep_alive:
             transport.close()
-            self._transport = None
+            self._drop()
             return
         self._serve()
 
     def _fail(self, status: int, message: str) -> None:
         """A request the parser cannot follow: answer it and close the connection."""
+        self._fail_with(_problem(status, message, close=True))
+
+    def _fail_with(self, response: bytes) -> None:
         if self._transport is not None:
-            self._transport.write(_problem(status, message, close=True))
+            self._transport.write(response)
             self._transport.close()
-            self._transport = None
+        self._drop()
 
     async def _next(self) -> None:
         invocation = await self._client.next_invocation()
@@ -381,6 +423,7 @@ def _problem(status: int, message: str, close: bool = False) -> bytes:
 
 
 _ACCEPTED = _http(202, b'{"status": "OK"}')
+_HEAD_TOO_LARGE = _http(431, json.dumps(headers_too_large().body()).encode(), close=True)
 
 
 def _refuse(transport: asyncio.BaseTransport, port: int, owner: int | None, uid: int) -> None:

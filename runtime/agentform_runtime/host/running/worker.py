@@ -326,6 +326,7 @@ class Worker:
         self.out_of_memory = False  # set by `enforce_memory` before it stops the worker
         self.last_used = time.monotonic()
         self._secrets_taken = False
+        self._stopping: asyncio.Future[None] | None = None
 
     # --- RuntimeClient (called by the Runtime API routes) ----------------------------------
 
@@ -416,6 +417,10 @@ class Worker:
     def _on_exit(self, _: asyncio.Future[int]) -> None:
         if self._invoking is not None:
             _interrupt(self._invoking.outcome, "exited")
+        elif not self.stopped and self._ready.done():
+            # Died while idle (killed from outside): stopped now, so that its pool starts a
+            # new worker for the next request instead of handing it this one.
+            self._stopping = asyncio.ensure_future(self.stop())
 
     def _find_own_processes(self) -> None:
         """Remember the init and the worker (PID 1 and 2 inside): every other process of the
@@ -453,6 +458,8 @@ class Worker:
         self.last_used = time.monotonic()
         # One future to wait on: the answer, or the exit, timeout or stop that interrupts it.
         self._invoking = invocation
+        if self._exited.done():  # it died while idle: fail now, not at the timeout
+            _interrupt(invocation.outcome, "exited")
         self._inbox.put_nowait(invocation)
         timer = asyncio.get_running_loop().call_later(
             self.spec.timeout_s, _interrupt, invocation.outcome, "timeout"

@@ -1,5 +1,6 @@
-"""The host's HTTP protocol sends a response's head and body in one write (uvicorn's own
-sends them as two, and each send on loopback wakes the reader)."""
+"""The host's HTTP protocol: a response's head and body in one write (uvicorn's own sends
+them as two, and each send on loopback wakes the reader); a request head bounded as it
+arrives."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 from uvicorn.server import ServerState
 
-from agentform_runtime.host.api.one_write import MAX_HELD_BYTES, OneWriteHttpToolsProtocol
+from agentform_runtime.host.api.http_protocol import MAX_HELD_BYTES, HostHttpProtocol
 
 
 class _Transport:
@@ -55,7 +56,7 @@ async def _answer(path: str, until: bytes) -> list[bytes]:
         Starlette(routes=[Route("/small", small), Route("/big", big)]), lifespan="off"
     )
     config.load()
-    protocol = OneWriteHttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
+    protocol = HostHttpProtocol(config=config, server_state=ServerState(), app_state={})
     transport = _Transport()
     protocol.connection_made(transport)  # type: ignore[arg-type]
     protocol.data_received(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
@@ -73,3 +74,23 @@ def test_a_response_goes_out_in_one_write() -> None:
 def test_a_streamed_response_is_not_held_past_the_bound() -> None:
     writes = asyncio.run(_answer("/big", b"0\r\n\r\n"))
     assert len(writes) > 1 and max(map(len, writes)) <= MAX_HELD_BYTES + 1024 + 16
+
+
+def test_a_head_growing_past_the_limit_is_a_431_before_it_completes() -> None:
+    async def send_unending_header() -> _Transport:
+        config = uvicorn.Config(Starlette(), lifespan="off")
+        config.load()
+        protocol = HostHttpProtocol(config=config, server_state=ServerState(), app_state={})
+        transport = _Transport()
+        protocol.connection_made(transport)  # type: ignore[arg-type]
+        protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        for _ in range(200):  # 200 KiB of one header value, never ended
+            if transport.closed:
+                break
+            protocol.data_received(b"a" * 1024)
+        return transport
+
+    transport = asyncio.run(send_unending_header())
+    assert transport.closed
+    answer = b"".join(transport.writes)
+    assert answer.startswith(b"HTTP/1.1 431 ") and b'"field": "headers"' in answer

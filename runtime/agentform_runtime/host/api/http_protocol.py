@@ -1,27 +1,58 @@
-"""uvicorn's httptools protocol, sending a response's head and body in one write.
+"""uvicorn's httptools protocol as the host serves it: a response in one write, a request
+head bounded as it arrives.
 
 uvicorn writes a response's status line and headers, then its body, as two `send()`s. On
 loopback each send wakes the reader, and every invocation answers its caller this way
 (workloads calling onwards too), so here the writes made in one turn of the event loop go
 out together at the end of that turn. What waits is bounded: past `MAX_HELD_BYTES` the held
 writes go out at once, so a streamed response is never held in memory.
+
+httptools reports a header only once it is complete, so a client could stream one header of
+hundreds of megabytes into the parser before any per-header limit applies: the head is
+counted as it arrives (`HeadBudget`) and answered 431 past the limit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from agentform_runtime.host.api.header_limit import HeadBudget, headers_too_large
+
 MAX_HELD_BYTES = 64 * 1024
 
 
-class OneWriteHttpToolsProtocol(HttpToolsProtocol):
-    """`HttpToolsProtocol` on a transport that joins the writes of one loop turn."""
+class HostHttpProtocol(HttpToolsProtocol):
+    """`HttpToolsProtocol` on a transport that joins the writes of one loop turn, with the
+    request head bounded while it arrives."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._head = HeadBudget()
         super().connection_made(_JoinedWrites(transport))  # type: ignore[arg-type]
+
+    def on_message_begin(self) -> None:
+        self._head.begin()
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._head.end()
+        super().on_headers_complete()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._head.over_after(len(data)) and not self.transport.is_closing():
+            error = headers_too_large()
+            body = json.dumps(error.body()).encode()
+            self.transport.write(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                b"content-type: application/json\r\nconnection: close\r\n"
+                + f"content-length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            self.transport.close()
 
 
 class _JoinedWrites:
