@@ -442,4 +442,4 @@ class Deployments:
         live = self.live.get(key)
         if live is None or live.pool is None:
             return []
-        return [{"worker": w.id, "pid": w.pid} for w in live.pool.workers()]
+        return [{"worker": w.id, "pid": w.pid} for w in live.pool.workers() if not w.stopped]

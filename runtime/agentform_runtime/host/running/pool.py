@@ -52,7 +52,7 @@ class WorkerPool:
         return len(self._idle) + len(self._busy) + self._starting
 
     def workers(self) -> list[Worker]:
-        return [w for w in (*self._idle, *self._busy) if not w.stopped]
+        return [*self._idle, *self._busy]
 
     async def start_worker(self) -> Worker:
         """Start one more worker (counted against max_instances while it starts)."""
