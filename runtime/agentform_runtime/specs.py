@@ -243,6 +243,11 @@ class Execution:
     path: str
 
 
+def execution_status(http_status: int) -> str:
+    """The status of a finished execution's record: `ok` below 400, else `error`."""
+    return "ok" if http_status < 400 else "error"
+
+
 # --- Artifacts and versions ---------------------------------------------------------------
 
 MANIFEST_FILE = "agentform.json"

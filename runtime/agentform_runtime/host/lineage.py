@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from agentform_runtime.host.state.store import ExecutionRow, Store
-from agentform_runtime.specs import DeploymentKey, Execution, Manifest
+from agentform_runtime.specs import DeploymentKey, Execution, Manifest, execution_status
 
 if TYPE_CHECKING:
     from agentform_runtime.host.telemetry.spans import SpanRecorder
@@ -83,7 +83,7 @@ class LineageRecorder:
         output_tokens: int,
     ) -> None:
         outcome = {
-            "status": "ok" if http_status < 400 else "error",
+            "status": execution_status(http_status),
             "http_status": http_status,
             "duration_ms": duration_ms,
             "error_class": error_class,

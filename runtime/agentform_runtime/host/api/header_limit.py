@@ -43,6 +43,17 @@ def headers_too_large() -> AgentformError:
     )
 
 
+def head_too_large_answer() -> bytes:
+    """`headers_too_large` as a whole HTTP/1.1 answer that closes the connection, for the
+    protocols that refuse a head before any app sees it."""
+    body = json.dumps(headers_too_large().body()).encode()
+    head = (
+        "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
 async def send_error(send: Send, error: AgentformError) -> None:
     """Answer `error` as JSON and close the connection (the rest of the request is unread)."""
     body = json.dumps(error.body()).encode()

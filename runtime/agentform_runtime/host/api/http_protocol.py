@@ -15,14 +15,14 @@ counted as it arrives (`HeadBudget`) and answered 431 past the limit.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from agentform_runtime.host.api.header_limit import HeadBudget, headers_too_large
+from agentform_runtime.host.api.header_limit import HeadBudget, head_too_large_answer
 
 MAX_HELD_BYTES = 64 * 1024
+_HEAD_TOO_LARGE = head_too_large_answer()
 
 
 class HostHttpProtocol(HttpToolsProtocol):
@@ -44,14 +44,7 @@ class HostHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         if self._head.over_after(len(data)) and not self.transport.is_closing():
-            error = headers_too_large()
-            body = json.dumps(error.body()).encode()
-            self.transport.write(
-                b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-                b"content-type: application/json\r\nconnection: close\r\n"
-                + f"content-length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
+            self.transport.write(_HEAD_TOO_LARGE)
             self.transport.close()
 
 

@@ -31,7 +31,7 @@ import httptools
 from agentform_runtime.host.api.header_limit import (
     MAX_HEADER_BYTES,
     HeadBudget,
-    headers_too_large,
+    head_too_large_answer,
 )
 from agentform_runtime.host.sandbox import peer_uid
 
@@ -218,7 +218,7 @@ class _Connection(asyncio.Protocol):
             self._fail(400, "malformed HTTP request")
         else:
             if self._head.over_after(len(data)):
-                self._fail_with(_HEAD_TOO_LARGE)
+                self._answer(_HEAD_TOO_LARGE, close=True)
 
     def abort(self) -> None:
         if self._transport is not None:
@@ -292,7 +292,7 @@ class _Connection(asyncio.Protocol):
 
     def _route(self, request: _Request) -> None:
         if request.headers_too_large:
-            self._answer(_HEAD_TOO_LARGE, True)
+            self._answer(_HEAD_TOO_LARGE, close=True)
             return
         path = request.url.partition(b"?")[0].decode("latin-1")
         method = request.method
@@ -335,13 +335,7 @@ class _Connection(asyncio.Protocol):
 
     def _fail(self, status: int, message: str) -> None:
         """A request the parser cannot follow: answer it and close the connection."""
-        self._fail_with(_problem(status, message, close=True))
-
-    def _fail_with(self, response: bytes) -> None:
-        if self._transport is not None:
-            self._transport.write(response)
-            self._transport.close()
-        self._drop()
+        self._answer(_problem(status, message, close=True), close=True)
 
     async def _next(self) -> None:
         invocation = await self._client.next_invocation()
@@ -423,7 +417,7 @@ def _problem(status: int, message: str, close: bool = False) -> bytes:
 
 
 _ACCEPTED = _http(202, b'{"status": "OK"}')
-_HEAD_TOO_LARGE = _http(431, json.dumps(headers_too_large().body()).encode(), close=True)
+_HEAD_TOO_LARGE = head_too_large_answer()
 
 
 def _refuse(transport: asyncio.BaseTransport, port: int, owner: int | None, uid: int) -> None:

@@ -36,7 +36,13 @@ from agentform_runtime.host.telemetry.otlp import (
     BatchExporter,
     SpanData,
 )
-from agentform_runtime.specs import DeploymentKey, Manifest, ModelSpec, WorkloadKind
+from agentform_runtime.specs import (
+    DeploymentKey,
+    Manifest,
+    ModelSpec,
+    WorkloadKind,
+    execution_status,
+)
 
 if TYPE_CHECKING:
     from agentform_runtime.specs import Execution
@@ -190,7 +196,7 @@ class SpanRecorder:
         span = self._open.pop(request_id, None)
         if span is None:
             return
-        status = "ok" if http_status < 400 else "error"
+        status = execution_status(http_status)
         end_ns = span.start_ns + int(duration_ms * 1e6)
         self._end(
             span, end_ns, status, http_status, error_class, error, input_tokens, output_tokens

@@ -13,7 +13,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from agentform_runtime.specs import DeploymentKey, Execution
+from agentform_runtime.specs import DeploymentKey, Execution, execution_status
 from agentform_runtime.workload.aws import clients
 
 _serialize = TypeSerializer().serialize
@@ -104,7 +104,7 @@ def finished(
     output_tokens: int,
 ) -> None:
     values = {
-        ":status": "ok" if http_status < 400 else "error",
+        ":status": execution_status(http_status),
         ":http_status": http_status,
         ":duration_ms": duration_ms,
         ":error_class": error_class,
