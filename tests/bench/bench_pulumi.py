@@ -4,7 +4,8 @@
 
 Measured in one run, with the real engine and a real host:
 - the quickstart: first `pulumi up`, then an `up` with nothing to do;
-- a fleet of N agents + N functions (+ model API, environment, connection, 2N+1 deployments);
+- a fleet of N agents + N functions, each function with its own code (+ model API,
+  environment, connection, 2N+1 deployments);
 - the same number of no-op dynamic resources (engine, language host and dynamic-provider
   plumbing only), so the difference is the share spent in Agentform's provider and host
   (packaging, uploads, starting and health-checking each deployment's first worker).
@@ -69,7 +70,11 @@ def profile_providers(host: RunningHost, code: Path, count: int, top: int) -> No
         (ModelApiProvider(), {**model, "base_url": "http://127.0.0.1:9/v1", "kind": "models"})
     ]
     for index in range(count):
-        tool = {"name": f"tool-{index}", "code": str(code), "entrypoint": "tool:main"}
+        tool = {
+            "name": f"tool-{index}",
+            "code": str(code / f"tool-{index}"),
+            "entrypoint": "tool:main",
+        }
         agent = {"name": f"agent-{index}", "model": "chat", "functions": [tool["name"]]}
         workloads += [
             (FunctionProvider(), {**tool, "kind": "functions"}),
@@ -128,11 +133,12 @@ def main() -> None:
     ).start()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        code = work / "tool"
-        code.mkdir()
-        (code / "tool.py").write_text(
-            'def main(x: int = 0) -> int:\n    """Echo."""\n    return x\n'
-        )
+        code = work / "tools"
+        for index in range(count):  # each function its own code, as in a real fleet
+            (code / f"tool-{index}").mkdir(parents=True)
+            (code / f"tool-{index}" / "tool.py").write_text(
+                f'def main(x: int = 0) -> int:\n    """Add {index}."""\n    return x + {index}\n'
+            )
         host = RunningHost(work / "state").start()
         try:
             url = f"{model.url}/v1"
@@ -155,6 +161,7 @@ def main() -> None:
                 count=str(count),
                 mode="agentform",
                 code_dir=str(code),
+                per_function_code="true",
                 test_model_url=url,
             )
             noop = project(work / "noop", FLEET, bin_dir, host, count=str(count), mode="noop")

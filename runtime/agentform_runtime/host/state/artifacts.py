@@ -12,11 +12,13 @@ import asyncio
 import contextlib
 import errno
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import IO
@@ -30,13 +32,28 @@ _CHUNK = 1024 * 1024
 COMPILE_MEMORY_BYTES = 1024 * 1024 * 1024  # the child's address space
 COMPILE_CPU_S = 60
 COMPILE_TIMEOUT_S = 120
+# Reads NUL-separated (source, .pyc) pairs on stdin. Hash-based, unchecked .pycs: each is
+# named by its source's sha256 and the unpacked copies never change, so one .pyc serves every
+# artifact that holds the same source (the runtime is in all of them).
 _COMPILE = """
-import compileall, resource, sys
-memory, cpu = int(sys.argv[2]), int(sys.argv[3])
+import os, py_compile, resource, sys
+memory, cpu = int(sys.argv[1]), int(sys.argv[2])
 resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-compileall.compile_dir(sys.argv[1], quiet=2, workers=1)
+paths = sys.stdin.buffer.read().split(b"\\0")
+for source, target in zip(paths[0::2], paths[1::2]):
+    try:
+        py_compile.compile(
+            os.fsdecode(source),
+            cfile=os.fsdecode(target),
+            doraise=True,
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
+    except Exception:  # a syntax error or out of memory: that module gets no .pyc
+        pass
 """
+#: A cached .pyc no unpacked copy links to is deleted once it is older than this.
+BYTECODE_KEEP_S = 60.0
 
 
 class InvalidArtifact(ValueError):
@@ -103,7 +120,9 @@ def _unsafe(name: str) -> bool:
 
 
 class ArtifactStore:
-    """Zips under `root/blobs`, each unpacked once under `root/unpacked` for workers.
+    """Zips under `root/blobs`, each unpacked once under `root/unpacked` for workers, with
+    byte-code from `root/bytecode`: one .pyc per distinct source file, hard-linked into every
+    unpacked copy that holds that file.
 
     With `group` (the gid sandboxed workers run as), unpacked copies are readable by that
     group only (0640/0750): a worker sees its own copy through its read-only bind mount, while
@@ -113,8 +132,9 @@ class ArtifactStore:
         self.group = group
         self.blobs = root / "blobs"
         self.unpacked = root / "unpacked"
-        self.blobs.mkdir(parents=True, exist_ok=True)
-        self.unpacked.mkdir(parents=True, exist_ok=True)
+        self.bytecode = root / "bytecode" / (sys.implementation.cache_tag or "none")
+        for directory in (self.blobs, self.unpacked, self.bytecode):
+            directory.mkdir(parents=True, exist_ok=True)
 
     def _blob(self, digest: str) -> Path:
         return self.blobs / digest.removeprefix("sha256:")
@@ -164,7 +184,7 @@ class ArtifactStore:
                 _extract(archive, staging)
             # Byte-code now, once: sandboxed workers see the code read-only and would otherwise
             # compile every module on every cold start.
-            _byte_compile(staging)
+            self._byte_compile(staging)
             if self.group is not None:
                 _share_with_group(staging, self.group)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as exc:
@@ -207,11 +227,38 @@ class ArtifactStore:
             retired.append(trash)
         return retired
 
-    @staticmethod
-    def delete(paths: list[Path]) -> None:
-        """Delete retired copies (blocking: run it in a thread)."""
+    def delete(self, paths: list[Path]) -> None:
+        """Delete retired copies, and the cached .pycs none of the others links to (blocking:
+        run it in a thread)."""
         for path in paths:
             shutil.rmtree(path, ignore_errors=True)
+        # A young one may be about to be linked by an unpack under way.
+        old = time.time() - BYTECODE_KEEP_S
+        for cached in self.bytecode.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                status = cached.stat()
+                if status.st_nlink == 1 and status.st_mtime < old:
+                    cached.unlink()
+
+    def _byte_compile(self, root: Path) -> None:
+        """Give every module under `root` its .pyc: from the cache when that source was seen
+        before, else compiled (in a bounded child) into the cache first."""
+        links: list[tuple[Path, Path]] = []  # (cached .pyc, where the import system looks)
+        missing: list[tuple[Path, Path]] = []  # (source, cached .pyc)
+        for directory, subdirectories, files in os.walk(root):
+            subdirectories[:] = [d for d in subdirectories if d != "__pycache__"]
+            for name in files:
+                if not name.endswith(".py"):
+                    continue
+                source = Path(directory, name)
+                cached = self.bytecode / f"{hashlib.sha256(source.read_bytes()).hexdigest()}.pyc"
+                links.append((cached, Path(importlib.util.cache_from_source(str(source)))))
+                if not cached.exists():
+                    missing.append((source, cached))
+        if missing:
+            _compile_in_child(missing)
+        for cached, target in links:
+            _link(cached, target)
 
 
 def _extract(archive: zipfile.ZipFile, root: Path) -> None:
@@ -241,21 +288,40 @@ def _extract(archive: zipfile.ZipFile, root: Path) -> None:
             ) from None
 
 
-def _byte_compile(root: Path) -> None:
-    """Byte-compile `root` in a bounded child process; its failure is ignored (a module
-    without a .pyc is compiled in memory when imported)."""
-    command = [sys.executable, "-c", _COMPILE, str(root)]
-    command += [str(COMPILE_MEMORY_BYTES), str(COMPILE_CPU_S)]
+def _compile_in_child(pairs: list[tuple[Path, Path]]) -> None:
+    """Compile each source to its .pyc in a bounded child process; a failure only means no
+    .pyc (the module is compiled in memory when imported)."""
+    command = [sys.executable, "-c", _COMPILE, str(COMPILE_MEMORY_BYTES), str(COMPILE_CPU_S)]
+    paths = b"\0".join(os.fsencode(path) for pair in pairs for path in pair)
     with contextlib.suppress(subprocess.TimeoutExpired):  # run() killed it
         subprocess.run(
             command,
             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-            stdin=subprocess.DEVNULL,
+            input=paths,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             timeout=COMPILE_TIMEOUT_S,
             check=False,
         )
+
+
+def _link(cached: Path, target: Path) -> None:
+    """Put `cached` at `target` (replacing a .pyc the zip may have brought): a hard link, or
+    a copy where the file system has none. Without it (the source did not compile, the cache
+    entry was pruned meanwhile, the zip put a file where `__pycache__` goes) the module is
+    compiled in memory when imported."""
+    staged = target.with_name(f"{target.name}.{os.urandom(4).hex()}")
+    try:
+        target.parent.mkdir(exist_ok=True)
+        try:
+            os.link(cached, staged)
+        except FileNotFoundError:
+            return
+        except OSError:  # no hard links here
+            shutil.copyfile(cached, staged)
+        os.replace(staged, target)
+    except OSError:
+        staged.unlink(missing_ok=True)
 
 
 def _share_with_group(root: Path, gid: int) -> None:

@@ -1,5 +1,8 @@
 """N functions, N agents (one tool each), a model API and their deployments, or the same
-number of no-op dynamic resources (config `mode: noop`) as the engine-only baseline."""
+number of no-op dynamic resources (config `mode: noop`) as the engine-only baseline.
+
+Functions share `code_dir`, or with `per_function_code: true` each has its own code in
+`code_dir/tool-<index>`."""
 
 from typing import Any
 
@@ -40,8 +43,11 @@ else:
         connection=key,
     )
     Deployment("chat-dev", workload=model, environment=development)
+    code_dir = config.require("code_dir")
+    per_function = config.get_bool("per_function_code") or False
     for index in range(count):
-        tool = Function(f"tool-{index}", code=config.require("code_dir"), entrypoint="tool:main")
+        code = f"{code_dir}/tool-{index}" if per_function else code_dir
+        tool = Function(f"tool-{index}", code=code, entrypoint="tool:main")
         agent = Agent(f"agent-{index}", model=model, functions=[tool], instructions="Use the tool.")
         Deployment(f"tool-{index}-dev", workload=tool, environment=development)
         Deployment(f"agent-{index}-dev", workload=agent, environment=development)
