@@ -10,12 +10,16 @@ invocations through the host. Measured side by side in one run:
   in-process; the host's share is what the whole request takes beyond that;
 - the scripted model server alone (two direct HTTP calls, the same requests) and the function
   alone, so the share of everything but the model and the function is printed too (the
-  agent loop, the model API's upstream call and the host together).
+  agent loop, the model API's upstream call and the host together);
+- the CPU time each process spends per turn (from /proc, over the timed requests): the host,
+  each deployment's workers, and this process (the client and the scripted model server).
+  A turn is one chain of hops, so its time is close to the sum of these.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,7 +34,9 @@ from agentform_runtime.workload.host_client import HostClient
 from tests.bench.bench_host import percentile
 from tests.support.agents import ask, deploy_agent, deploy_function, deploy_model
 from tests.support.hosts import RunningHost
-from tests.support.workloads import setup_environment
+from tests.support.workloads import deployment, setup_environment
+
+TICKS = os.sysconf("SC_CLK_TCK")
 
 ADD = 'def main(a: int, b: int) -> dict:\n    """Add."""\n    return {"sum": a + b}\n'
 STEPS = [
@@ -66,6 +72,36 @@ class WithoutHost:
         }
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of `pids` (threads included; children not)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / TICKS
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    tree, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        tree.append(pid)
+        pending += children.get(pid, [])
+    return tree
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=300)
@@ -83,11 +119,25 @@ def main() -> None:
             for _ in range(20):  # warm every worker and the schema cache
                 ask(client, "calc", "2 + 3?").raise_for_status()
 
+            assert host.process is not None
+            processes = {"host": [host.process.pid]}
+            for name, kind in (("calc", "agents"), ("chat", "models"), ("add", "functions")):
+                instances = deployment(admin, name, kind=kind)["instances"]
+                processes[f"{kind} worker"] = [
+                    pid for i in instances for pid in process_tree(int(i["pid"]))
+                ]
+            cpu_before = {name: cpu_seconds(pids) for name, pids in processes.items()}
+            own_before = sum(os.times()[:2])
             totals = []
             for _ in range(samples):
                 started = time.perf_counter()
                 ask(client, "calc", "2 + 3?").raise_for_status()
                 totals.append((time.perf_counter() - started) * 1000)
+            cpu_per_turn = {
+                name: (cpu_seconds(pids) - cpu_before[name]) / samples * 1000
+                for name, pids in processes.items()
+            }
+            cpu_per_turn["this process"] = (sum(os.times()[:2]) - own_before) / samples * 1000
 
             # The same two model requests, straight to the scripted server.
             requests = [r["body"] for r in model.requests[-2:]]
@@ -138,6 +188,10 @@ def main() -> None:
         f"  all but model and function  {rest:8.2f} ms  ({rest / total:.0%} of the request: "
         "host, agent loop, model API's upstream call)"
     )
+    print(f"== CPU per turn, by process (mean over the {samples} requests)")
+    for name, ms in cpu_per_turn.items():
+        print(f"  {name:28}{ms:8.2f} ms")
+    print(f"  {'all':28}{sum(cpu_per_turn.values()):8.2f} ms")
 
 
 if __name__ == "__main__":
