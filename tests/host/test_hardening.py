@@ -43,6 +43,8 @@ def handler(event, context):
     request = json.loads(event.get("body") or "{}")
     if "size" in request:
         return {"statusCode": 200, "body": "x" * request["size"]}
+    if "source_ip" in request:
+        return {"statusCode": 200, "body": event["requestContext"]["http"]["sourceIp"]}
     return request["result"]
 """
 
@@ -67,6 +69,21 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningHost,
 def _answer(raw: tuple[RunningHost, str], result: Any) -> httpx.Response:
     host, key = raw
     return host.client(key).post("/run/development/functions/raw", json={"result": result})
+
+
+def test_a_forwarded_for_header_does_not_change_the_source_ip_a_workload_sees(
+    raw: tuple[RunningHost, str],
+) -> None:
+    """Every client of the host is on loopback, workloads' hops included: none may pass
+    for another address by sending `X-Forwarded-For` (the header itself still goes through)."""
+    host, key = raw
+    response = host.client(key).post(
+        "/run/development/functions/raw",
+        json={"source_ip": True},
+        headers={"x-forwarded-for": "203.0.113.7", "x-forwarded-proto": "https"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.text == "127.0.0.1"
 
 
 def _record(host: RunningHost, response: httpx.Response) -> Any:

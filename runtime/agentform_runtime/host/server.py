@@ -90,6 +90,9 @@ def serve(
             )
         ),
         http=HostHttpProtocol,
+        # Every client is on loopback, workloads' hops included: none may set the address
+        # the next workload sees (`sourceIp`) with X-Forwarded-For.
+        proxy_headers=False,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=10,
