@@ -19,6 +19,7 @@ invocations through the host. Measured side by side in one run:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import tempfile
 import time
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import httpx
+import psutil
 
 from agentform.scripted_model import Script, ScriptedModelServer
 from agentform_runtime.workload.agent_loop import AgentSpec, run_agent
@@ -35,8 +37,6 @@ from tests.bench.bench_host import percentile
 from tests.support.agents import ask, deploy_agent, deploy_function, deploy_model
 from tests.support.hosts import RunningHost
 from tests.support.workloads import deployment, setup_environment
-
-TICKS = os.sysconf("SC_CLK_TCK")
 
 ADD = 'def main(a: int, b: int) -> dict:\n    """Add."""\n    return {"sum": a + b}\n'
 STEPS = [
@@ -74,32 +74,18 @@ class WithoutHost:
 
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU of `pids` (threads included; children not)."""
-    total = 0
+    total = 0.0
     for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / TICKS
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def process_tree(root: int) -> list[int]:
     """`root` and every process below it."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    tree, pending = [], [root]
-    while pending:
-        pid = pending.pop()
-        tree.append(pid)
-        pending += children.get(pid, [])
-    return tree
+    process = psutil.Process(root)
+    return [root, *(child.pid for child in process.children(recursive=True))]
 
 
 def main() -> None:

@@ -344,14 +344,13 @@ def test_the_state_dir_is_private(host: RunningHost, tmp_path: Path) -> None:
 
     modes = _modes(host.state_dir)
     assert modes["."] == 0o700
-    code = ("artifacts/unpacked/", "artifacts/bytecode/")
     for name, mode in modes.items():
         path = host.state_dir / name
-        if name.startswith(code) and not path.is_dir():
-            # Code, readable by the workers' group only through each one's own mount (a
-            # cached .pyc is a hard link of one in an unpacked copy: the same file).
-            assert mode & 0o007 == 0, (name, oct(mode))
-        elif name.startswith(code[0]) and name != code[0].rstrip("/"):
+        # Code, readable by the workers' group only through each one's own mount (a cached
+        # .pyc is a hard link of one in an unpacked copy: the same file, in a 0700 directory).
+        if name.startswith("artifacts/unpacked/") or (
+            name.startswith("artifacts/bytecode/") and path.is_file()
+        ):
             assert mode & 0o007 == 0, (name, oct(mode))
         elif path.is_dir():
             assert mode == 0o700, (name, oct(mode))

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import psutil
 
+from tests.support.agents import deploy_function
 from tests.support.hosts import RunningHost
 from tests.support.polling import wait_until
 from tests.support.workloads import (
@@ -218,7 +219,7 @@ def test_a_worker_killed_while_idle_is_replaced_for_the_next_request(
 ) -> None:
     admin = host.admin()
     key = setup_environment(admin)
-    deploy(admin, function_artifact(tmp_path, "pid", PID_FUNCTION), "pid").raise_for_status()
+    deploy_function(admin, tmp_path, "pid", PID_FUNCTION)
     run = host.client(key)
     first = run.post("/run/development/functions/pid", json={}).json()["worker"]
     os.kill(worker_pid(admin, "pid", first), signal.SIGKILL)  # from outside, while idle
