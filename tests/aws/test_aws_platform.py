@@ -11,9 +11,9 @@ from botocore.stub import Stubber
 
 from agentform.packaging import build_artifact
 from agentform.platforms import PlatformSettings, open_platform
-from agentform.platforms.aws import AwsPlatform, functions
+from agentform.platforms.aws import AwsPlatform, catalog, functions
 from agentform.platforms.aws.regions import placement_failure, region_for
-from agentform_runtime.aws_contract import LIVE_ALIAS
+from agentform_runtime.aws_contract import LIVE_ALIAS, function_name
 from agentform_runtime.errors import AgentformError
 from agentform_runtime.specs import DeploymentKey, EnvironmentSpec, Manifest, WorkloadKind
 from tests.aws.moto_server import CREDENTIALS, REGION, Moto
@@ -88,7 +88,7 @@ def test_the_next_put_finishes_what_a_failed_one_left(aws: Any, moto: Moto) -> N
 def test_a_zip_over_the_direct_upload_limit_goes_through_s3(
     aws: Any, moto: Moto, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(functions, "DIRECT_UPLOAD_LIMIT", 1000)
+    monkeypatch.setattr(catalog, "DIRECT_UPLOAD_LIMIT", 1000)
     platform = aws()
     digest = _artifact(platform)
     view = platform.put_deployment(
@@ -99,6 +99,38 @@ def test_a_zip_over_the_direct_upload_limit_goes_through_s3(
     key = f"artifacts/{digest.removeprefix('sha256:')}.zip"
     s3.head_object(Bucket="agentform-artifacts-123456789012-eu-central-1", Key=key)
     assert view["settings"]["artifact"] == digest
+
+
+def test_every_function_lists_the_layer_published_once_per_region_and_content(
+    aws: Any, moto: Moto
+) -> None:
+    platform = aws()
+    digest = _artifact(platform)
+    other = DeploymentKey("dev", "functions", "other")
+    for key in (KEY, other):
+        platform.put_deployment(key, {"artifact": digest}, None)
+    lam = moto.client("lambda")
+    versions = lam.list_layer_versions(LayerName="agentform-runtime-x86_64")["LayerVersions"]
+    assert len(versions) == 1
+    for key in (KEY, other):
+        configuration = lam.get_function_configuration(
+            FunctionName=function_name(key), Qualifier="live"
+        )
+        assert [entry["Arn"] for entry in configuration["Layers"]] == [
+            versions[0]["LayerVersionArn"]
+        ]
+    assert versions[0]["Description"].startswith("agentform runtime packages sha256:")
+
+    # A policy moves it to arm64 in another region: that region gets its own arm64 layer.
+    view = platform.put_deployment(
+        KEY, {"artifact": digest}, {"locations": ["de"], "flavors": ["arm64"], "token_budgets": []}
+    )
+    assert (view["region"], view["architecture"]) == ("eu-central-1", "arm64")
+    there = moto.client("lambda", "eu-central-1")
+    arm = there.list_layer_versions(LayerName="agentform-runtime-arm64")["LayerVersions"]
+    assert len(arm) == 1
+    moved = there.get_function_configuration(FunctionName=function_name(KEY), Qualifier="live")
+    assert [entry["Arn"] for entry in moved["Layers"]] == [arm[0]["LayerVersionArn"]]
 
 
 def _stubbed(platform: AwsPlatform) -> tuple[Any, Stubber]:

@@ -1,8 +1,8 @@
 """TEST-ONLY: create Agentform deployments in moto with boto3, following `aws_contract`'s
 names and variables, the way the AWS deployer (`agentform.platforms.aws`) does: per
 environment a DynamoDB table and a hop-key secret; per deployment an IAM role that may invoke
-exactly the declared targets, a function running the exact zip, a version, the `live` alias
-and a function URL on it."""
+exactly the declared targets, a function running the exact zip with the runtime's layer, a
+version, the `live` alias and a function URL on it."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import json
 import secrets
 from typing import Any
 
+from agentform.platforms.aws import layer
 from agentform_runtime import aws_contract as contract
 from agentform_runtime.specs import (
     DeploymentKey,
@@ -68,6 +69,11 @@ class AwsEnvironment:
             SecretString=secrets.token_urlsafe(32),
         )["ARN"]
         self.auth: dict[str, str] = {}
+        self.layer_arn = self.lam.publish_layer_version(
+            LayerName=layer.layer_name("x86_64"),
+            Content={"ZipFile": layer.build_layer("x86_64")},
+            CompatibleRuntimes=[layer.RUNTIME],
+        )["LayerVersionArn"]
 
     def use_jwt_secret(self, secret: str) -> None:
         arn = self.secrets.create_secret(
@@ -190,7 +196,8 @@ class AwsEnvironment:
         name = contract.function_name(key)
         function = self.lam.create_function(
             FunctionName=name,
-            Runtime="python3.11",
+            Runtime=layer.RUNTIME,
+            Layers=[self.layer_arn],
             Role=self._role(key, declared),
             Handler=manifest.handler,
             Code={"ZipFile": artifact},

@@ -5,12 +5,16 @@ secrets and DynamoDB, but it runs no code on Invoke. This router stands in front
 loopback (clients and workloads use it as their AWS endpoint) and:
 
 - forwards every request to moto, keeping the zip of each CreateFunction/UpdateFunctionCode
-  by its CodeSha256 (moto keeps no retrievable copy);
+  by its CodeSha256 and of each PublishLayerVersion by its ARN (moto keeps no retrievable
+  copy);
 - answers `POST /2015-03-31/functions/{name}/invocations` itself: it resolves the alias to a
   version *in moto*, checks the caller's IAM role (from moto) allows `lambda:InvokeFunction`
   on the target (else `AccessDeniedException`, as AWS), and runs the version's exact zip under
   AWS's runtime emulator (`aws-lambda-rie` + `awslambdaric`), one emulator per concurrent
-  invocation, kept warm and reused as Lambda reuses execution environments;
+  invocation, kept warm and reused as Lambda reuses execution environments. The interpreter
+  sees what it would see on Lambda's python3.11 runtime and nothing else: the zip (the task
+  root), the version's layers (as /opt/python) and the runtime's own packages (awslambdaric,
+  boto3 and what they need), without this environment's site-packages;
 - serves each function URL at `/lambda-url/{function name}/{path}`, turning the HTTP request
   into a payload-2.0 event and the handler's result back into HTTP, as Lambda does.
 
@@ -24,6 +28,7 @@ import base64
 import fnmatch
 import hashlib
 import http.client
+import importlib.metadata
 import io
 import json
 import logging
@@ -48,11 +53,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import boto3
 from moto.server import ThreadedMotoServer
 
+from agentform.platforms.aws import layer
+
 REPO = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 _INVOKE_PREFIX = "/2015-03-31/functions/"
 _URL_PREFIX = "/lambda-url/"
 _URL_CONFIG_PREFIX = "/2021-10-31/functions/"
+_LAYERS_PREFIX = "/2018-10-31/layers/"
 _HOP_BY_HOP = {"connection", "transfer-encoding", "keep-alive", "content-length", "server", "date"}
 
 
@@ -97,6 +105,7 @@ class Version:
     handler: str
     timeout_s: int
     memory_mb: int
+    layers: tuple[str, ...]  # layer version ARNs, in order
 
 
 @dataclass
@@ -124,6 +133,7 @@ class LambdaRouter:
         self.moto_port = 0
         self.url = ""
         self.zips: dict[str, bytes] = {}
+        self.layers: dict[str, bytes] = {}  # layer version ARN -> its zip
         self.credentials: dict[str, str] = {}  # access key id -> role ARN
         self.url_qualifiers: dict[str, str | None] = {}  # function -> its URL's alias
         self.stats = Stats()
@@ -242,6 +252,7 @@ class LambdaRouter:
         result = self._forward(method, raw_path, headers, body)
         if result[0] < 300:
             self._keep_code(method, path, body)
+            self._keep_layer(method, path, body, result[2])
             self._keep_url_qualifier(method, path, parts.query)
         return result
 
@@ -280,6 +291,22 @@ class LambdaRouter:
             return
         self.zips[base64.b64encode(hashlib.sha256(data).digest()).decode()] = data
 
+    def _keep_layer(self, method: str, path: str, body: bytes, answer: bytes) -> None:
+        """Keep the zip of PublishLayerVersion by the version ARN moto gave it."""
+        publishing = path.startswith(_LAYERS_PREFIX) and path.endswith("/versions")
+        if not (method == "POST" and publishing):
+            return
+        content = json.loads(body or b"{}").get("Content", {})
+        if content.get("ZipFile"):
+            data = base64.b64decode(content["ZipFile"])
+        else:
+            data = (
+                self._moto_client("s3")
+                .get_object(Bucket=content["S3Bucket"], Key=content["S3Key"])["Body"]
+                .read()
+            )
+        self.layers[json.loads(answer)["LayerVersionArn"]] = data
+
     def _keep_url_qualifier(self, method: str, path: str, query: str) -> None:
         """moto forgets which alias a function URL is attached to: remember it."""
         if method == "POST" and path.startswith(_URL_CONFIG_PREFIX) and path.endswith("/url"):
@@ -317,6 +344,7 @@ class LambdaRouter:
             handler=config["Handler"],
             timeout_s=int(config.get("Timeout", 3)),
             memory_mb=int(config.get("MemorySize", 128)),
+            layers=tuple(str(entry["Arn"]) for entry in config.get("Layers") or []),
         )
 
     def _authorize(self, headers: dict[str, str], target: Version) -> None:
@@ -445,6 +473,14 @@ class LambdaRouter:
             "AWS_ENDPOINT_URL": self.url,
             "LAMBDA_TASK_ROOT": str(directory),
             "LOG_LEVEL": "error",
+            # Lambda's sys.path: the task root, /opt/python (the layers), the runtime's own.
+            "PYTHONPATH": os.pathsep.join(
+                [
+                    str(directory),
+                    *(str(self._layer_directory(arn) / "python") for arn in target.layers),
+                    str(self._runtime_packages()),
+                ]
+            ),
         }
         log = open(self.workdir / f"{directory.name}.log", "ab")  # noqa: SIM115 - lives with it
         process = subprocess.Popen(
@@ -455,6 +491,7 @@ class LambdaRouter:
                 "--runtime-api-address",
                 f"127.0.0.1:{runtime_port}",
                 sys.executable,
+                "-S",  # without this environment's site-packages, as on Lambda
                 "-m",
                 "awslambdaric",
                 target.handler,
@@ -475,6 +512,38 @@ class LambdaRouter:
         return emulator
 
     # --- function URLs ---------------------------------------------------------------------
+
+    def _layer_directory(self, arn: str) -> Path:
+        """The layer version's zip unpacked once (Lambda unpacks layers into /opt)."""
+        directory = self.workdir / "layers" / hashlib.sha256(arn.encode()).hexdigest()[:16]
+        with self._lock:
+            if not directory.exists():
+                data = self.layers.get(arn)
+                if data is None:
+                    raise _AwsError(500, "ServiceException", f"the router never saw layer {arn}")
+                partial = directory.with_suffix(".partial")
+                with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                    archive.extractall(partial)
+                partial.rename(directory)
+        return directory
+
+    def _runtime_packages(self) -> Path:
+        """What Lambda's python3.11 runtime has besides the standard library: awslambdaric,
+        boto3 and their dependencies, linked from this environment into one directory."""
+        directory = self.workdir / "lambda-runtime"
+        with self._lock:
+            if not directory.exists():
+                partial = directory.with_suffix(".partial")
+                partial.mkdir(parents=True)
+                for name in layer.lambda_runtime_distributions():
+                    distribution = importlib.metadata.distribution(name)
+                    tops = {Path(str(f)).parts[0] for f in distribution.files or []}
+                    for top in sorted(t for t in tops if t != ".."):
+                        link = partial / top
+                        if not link.exists():
+                            link.symlink_to(Path(str(distribution.locate_file(top))))
+                partial.rename(directory)
+        return directory
 
     def _function_url(
         self, method: str, path: str, query: str, headers: dict[str, str], body: bytes

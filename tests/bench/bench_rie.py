@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 
 from agentform.packaging import build_artifact
+from agentform.platforms.aws import layer
 from agentform_runtime.specs import HEALTH_PATH, Manifest, WorkloadKind
 from tests.aws_runtime.deployer import AwsEnvironment
 from tests.aws_runtime.router import LambdaRouter
@@ -120,6 +121,14 @@ def main() -> None:
             f"  function zip {len(artifact) / 1024:7.1f} KiB ({unzipped / 1024:.1f} KiB unzipped)"
         )
         print(f"  agent zip    {len(agent) / 1024:7.1f} KiB")
+        runtime_layer = layer.build_layer("x86_64")
+        layer_unzipped = sum(
+            i.file_size for i in zipfile.ZipFile(io.BytesIO(runtime_layer)).infolist()
+        )
+        print(
+            f"  runtime layer {len(runtime_layer) / 1024 / 1024:6.1f} MiB "
+            f"({layer_unzipped / 1024 / 1024:.1f} MiB unzipped; x86_64, once per region)"
+        )
         (workdir / "rie").mkdir()
         local_warm, local_cold = local_figures(workdir / "local", artifact, warm, cold)
         rie_warm, rie_cold, direct_warm, direct_cold = rie_figures(

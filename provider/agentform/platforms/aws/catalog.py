@@ -31,6 +31,7 @@ from agentform_runtime.errors import AgentformError
 from agentform_runtime.specs import ConnectionSpec, EnvironmentSpec, digest_of
 
 PARAMETER_ROOT = "/agentform"
+DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024  # Lambda's limit for a zip sent in the request
 
 
 def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
@@ -289,6 +290,15 @@ def upload_artifact(aws: AwsSession, data: bytes, region: str | None = None) -> 
             ChecksumSHA256=base64.b64encode(hashlib.sha256(data).digest()).decode(),
         )
     return digest
+
+
+def code_location(aws: AwsSession, region: str, data: bytes) -> dict[str, Any]:
+    """A zip for Lambda (a function's code, a layer's content): in the request when it fits,
+    else through the region's bucket."""
+    if len(data) <= DIRECT_UPLOAD_LIMIT:
+        return {"ZipFile": data}
+    digest = upload_artifact(aws, data, region)
+    return {"S3Bucket": bucket_name(aws, region), "S3Key": object_key(digest)}
 
 
 def read_artifact(aws: AwsSession, digest: str) -> bytes:

@@ -21,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from agentform.platforms.aws import auth, catalog, iam
+from agentform.platforms.aws import auth, catalog, iam, layer
 from agentform.platforms.aws.regions import architecture_for, region_for
 from agentform.platforms.aws.session import AwsSession, error_code, is_missing
 from agentform_runtime.aws_contract import (
@@ -49,8 +49,6 @@ from agentform_runtime.specs import (
     version_of,
 )
 
-RUNTIME = "python3.11"
-DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024  # Lambda's limit for a zip sent in the request
 MIN_INSTANCES_TAG = "agentform:min-instances"  # what provisioned concurrency was last set to
 KEEP_VERSIONS = 5  # published versions kept for rollback (besides live and previous)
 _ROLE_PROPAGATION_TRIES = 12  # a new IAM role takes seconds before Lambda may assume it
@@ -291,16 +289,6 @@ class Deployer:
             "agentform:connection": spec.connection or "",
         }
 
-    def _code(self, region: str, spec: DeploymentSpec, data: bytes) -> dict[str, Any]:
-        """The zip in the request when it fits, else through the region's S3 bucket."""
-        if len(data) <= DIRECT_UPLOAD_LIMIT:
-            return {"ZipFile": data}
-        catalog.upload_artifact(self.aws, data, region)
-        return {
-            "S3Bucket": catalog.bucket_name(self.aws, region),
-            "S3Key": catalog.object_key(spec.artifact),
-        }
-
     def _put_function(
         self,
         lam: Any,
@@ -319,17 +307,19 @@ class Deployer:
         configuration = {
             "Role": role_arn,
             "Handler": manifest.handler,
-            "Runtime": RUNTIME,
+            "Runtime": layer.RUNTIME,
             "MemorySize": spec.memory_mb,
             "Timeout": spec.timeout_s,
             "Environment": {"Variables": variables},
+            # pydantic, jsonschema, httpx, PyJWT, cryptography: not in Lambda's runtime.
+            "Layers": [layer.ensure_layer(self.aws, placement.region, placement.architecture)],
         }
         if current is None:
             self._assuming_role(
                 new_role,
                 lambda: lam.create_function(
                     FunctionName=name,
-                    Code=self._code(placement.region, spec, data),
+                    Code=catalog.code_location(self.aws, placement.region, data),
                     Architectures=[placement.architecture],
                     Tags=self._tags(key, spec),
                     Publish=False,
@@ -345,7 +335,7 @@ class Deployer:
             lam.update_function_code(
                 FunctionName=name,
                 Architectures=[placement.architecture],
-                **self._code(placement.region, spec, data),
+                **catalog.code_location(self.aws, placement.region, data),
             )
             lam.get_waiter("function_updated_v2").wait(FunctionName=name)
         now = {
@@ -355,6 +345,7 @@ class Deployer:
             "MemorySize": current.get("MemorySize"),
             "Timeout": current.get("Timeout"),
             "Environment": {"Variables": current.get("Environment", {}).get("Variables", {})},
+            "Layers": _layer_arns(current),
         }
         if now != configuration:
             self._assuming_role(
@@ -386,6 +377,7 @@ class Deployer:
         shaped = {k: configuration.get(k) for k in keys}
         shaped["Timeout"] = configuration.get("Timeout")
         shaped["Variables"] = configuration.get("Environment", {}).get("Variables", {})
+        shaped["Layers"] = _layer_arns(configuration)
         canonical = json.dumps(shaped, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -595,6 +587,10 @@ def put_provisioned_concurrency(lam: Any, name: str, instances: int) -> None:
     except lam.exceptions.ProvisionedConcurrencyConfigNotFoundException:
         return
     lam.delete_provisioned_concurrency_config(FunctionName=name, Qualifier=LIVE_ALIAS)
+
+
+def _layer_arns(configuration: dict[str, Any]) -> list[str]:
+    return [str(entry["Arn"]) for entry in configuration.get("Layers") or []]
 
 
 def _agentform_version(configuration: dict[str, Any]) -> str:
