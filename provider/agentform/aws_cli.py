@@ -1,7 +1,7 @@
-"""What `agentform traces`, `status` and `api-key create` do on an `aws` stack: lineage
-records from the environment's DynamoDB table, deployments from Lambda (with the provider's
-own reader, so they show what `pulumi refresh` would), API keys into the environment's table
-and the account's API-key index."""
+"""What `agentform traces`, `status` and `api-key create|list|revoke` do on an `aws` stack:
+lineage records from the environment's DynamoDB table, deployments from Lambda (with the
+provider's own reader, so they show what `pulumi refresh` would), API keys in the
+environment's table and the account's API-key index."""
 
 from __future__ import annotations
 
@@ -85,3 +85,79 @@ def create_api_key(
 
     with _platform(region, endpoint_url) as platform:
         return create(platform)
+
+
+def list_api_keys(
+    environment: str, region: str | None, endpoint_url: str | None
+) -> list[dict[str, Any]]:
+    """`environment`'s API keys on AWS, oldest first: `id`, `created`, `revoked` (epoch
+    seconds; `revoked` None while the key works), as the local host lists them."""
+    from agentform.platforms.aws import catalog
+    from agentform.platforms.aws.session import aws_errors
+    from agentform_runtime.workload.aws.identity import API_KEY_LISTING
+
+    @aws_errors
+    def read(platform: Any) -> list[dict[str, Any]]:
+        catalog.environment_arns(platform.aws, environment)  # a clear error when it is not there
+        pages = (
+            platform.aws.client("dynamodb")
+            .get_paginator("query")
+            .paginate(
+                TableName=table_name(environment),
+                KeyConditionExpression="pk = :listing",
+                ExpressionAttributeValues={":listing": {"S": API_KEY_LISTING}},
+                ConsistentRead=True,
+            )
+        )
+        keys = [
+            {
+                "id": item["sk"]["S"],
+                "created": float(item["created"]["N"]),
+                "revoked": float(item["revoked"]["N"]) if "revoked" in item else None,
+            }
+            for page in pages
+            for item in page["Items"]
+        ]
+        return sorted(keys, key=lambda k: k["created"])
+
+    with _platform(region, endpoint_url) as platform:
+        return read(platform)
+
+
+def revoke_api_key(
+    environment: str, key_id: str, region: str | None, endpoint_url: str | None
+) -> None:
+    """Revoke one of `environment`'s API keys on AWS: its hash leaves the environment's table
+    and the API-key index (the next request with it is a 401), and its listing item records
+    when. AgentformError 404 when `environment` has no such key that still works."""
+    import time
+
+    from agentform.platforms.aws import catalog
+    from agentform.platforms.aws.session import aws_errors
+    from agentform_runtime.aws_contract import API_KEY_INDEX_TABLE
+    from agentform_runtime.errors import not_found
+    from agentform_runtime.workload.aws.identity import API_KEY_LISTING
+
+    @aws_errors
+    def revoke(platform: Any) -> None:
+        catalog.environment_arns(platform.aws, environment)
+        dynamodb = platform.aws.client("dynamodb")
+        table = table_name(environment)
+        listing = {"pk": {"S": API_KEY_LISTING}, "sk": {"S": key_id}}
+        item = dynamodb.get_item(TableName=table, Key=listing, ConsistentRead=True).get("Item")
+        if item is None or "revoked" in item:
+            raise not_found(f"active API key '{key_id}' on environment '{environment}'")
+        # The key stops working first; only then is it marked, so a failure part-way leaves a
+        # key that is still listed as active and can be revoked again.
+        stored = {"pk": {"S": f"apikey#{item['key_hash']['S']}"}, "sk": {"S": "apikey"}}
+        for name in (table, API_KEY_INDEX_TABLE):
+            dynamodb.delete_item(TableName=name, Key=stored)
+        dynamodb.update_item(
+            TableName=table,
+            Key=listing,
+            UpdateExpression="SET revoked = :now",
+            ExpressionAttributeValues={":now": {"N": repr(time.time())}},
+        )
+
+    with _platform(region, endpoint_url) as platform:
+        revoke(platform)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -445,7 +446,13 @@ def _print_status(heading: str, rows: list[dict[str, Any]], as_json: bool) -> No
         )
         for row in rows
     ]
-    if not console.is_terminal:  # whole values, one line each, for grep, cut and logs
+    _print_table(columns, cells)
+
+
+def _print_table(columns: tuple[str, ...], cells: Sequence[tuple[str, ...]]) -> None:
+    """A table on a terminal; otherwise whole values, tab-separated, one line each (for grep,
+    cut and logs), the column names first."""
+    if not console.is_terminal:
         for line in (columns, *cells):
             print("\t".join(line))
         return
@@ -557,6 +564,78 @@ def api_key_create(
         key_id, key = str(created["id"]), str(created["key"])
     errors.print(f"API key {key_id} of environment '{environment}' (shown once, stored hashed):")
     sys.stdout.write(f"{key}\n")
+
+
+@api_key_app.command("list")
+def api_key_list(
+    environment: Annotated[str, typer.Option("--environment", help="The environment.")],
+    endpoint: EndpointOption = DEFAULT_ENDPOINT,
+    token: TokenOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the keys as JSON: id, created, revoked.")
+    ] = False,
+    platform_name: PlatformOption = "local",
+    region: RegionOption = None,
+    aws_endpoint_url: AwsEndpointOption = None,
+) -> None:
+    """List an environment's API keys, oldest first: id, created, revoked (UTC; `-` while the
+    key works). Keys themselves are never shown again."""
+    _check_platform(platform_name)
+    if platform_name == "aws":
+        from agentform import aws_cli
+        from agentform_runtime.errors import AgentformError
+
+        try:
+            keys = aws_cli.list_api_keys(environment, region, aws_endpoint_url)
+        except AgentformError as exc:
+            fail(exc.message)
+    else:
+        with _admin(endpoint, token) as platform:
+            keys = _call(
+                lambda: platform.request("GET", f"/v1/environments/{environment}/api-keys")
+            )
+    if as_json:
+        print(json.dumps(keys, indent=2))
+        return
+    cells = [(k["id"], _utc(k["created"]), _utc(k["revoked"])) for k in keys]
+    _print_table(("id", "created", "revoked"), cells)
+
+
+def _utc(when: float | None) -> str:
+    import datetime
+
+    if when is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(when, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@api_key_app.command("revoke")
+def api_key_revoke(
+    key_id: Annotated[
+        str, typer.Argument(metavar="KEY_ID", help="The key's id (key_...), as `list` shows it.")
+    ],
+    environment: Annotated[str, typer.Option("--environment", help="The key's environment.")],
+    endpoint: EndpointOption = DEFAULT_ENDPOINT,
+    token: TokenOption = None,
+    platform_name: PlatformOption = "local",
+    region: RegionOption = None,
+    aws_endpoint_url: AwsEndpointOption = None,
+) -> None:
+    """Revoke an API key: from now on a request with it gets 401."""
+    _check_platform(platform_name)
+    if platform_name == "aws":
+        from agentform import aws_cli
+        from agentform_runtime.errors import AgentformError
+
+        try:
+            aws_cli.revoke_api_key(environment, key_id, region, aws_endpoint_url)
+        except AgentformError as exc:
+            fail(exc.message)
+    else:
+        with _admin(endpoint, token) as platform:
+            path = f"/v1/environments/{environment}/api-keys/{key_id}"
+            _call(lambda: platform.request("DELETE", path))
+    errors.print(f"API key {key_id} of environment '{environment}' revoked")
 
 
 # `promote` and `release ...` live in their own module; it registers them on `app`.

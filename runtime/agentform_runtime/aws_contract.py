@@ -31,7 +31,8 @@ What the workload expects of them (`agentform_runtime.workload.aws`; added with 
 - `AUTH_VAR` is set on every function end users reach with JWTs (API keys need nothing);
   `jwt_secret_arn` names a secret whose string is the HS256 secret;
 - an environment API key is the item `workload.aws.identity.api_key_item(...)` in the table
-  and in `API_KEY_INDEX_TABLE` (only its SHA-256 is stored; `put_api_key` writes both);
+  and in `API_KEY_INDEX_TABLE` (only its SHA-256 is stored; `put_api_key` writes both, and
+  the item that lists the key by id in the table); revoking it deletes both;
 - the role allows `lambda:InvokeFunction` on exactly the alias ARNs of `TARGETS_VAR` (an
   undeclared call is refused by IAM and reported as `NotDeclared`), `dynamodb:GetItem`,
   `PutItem` and `UpdateItem` on the table (lineage, budgets, API keys; writes go through

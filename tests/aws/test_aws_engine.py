@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from agentform import aws_cli
 from agentform_runtime.aws_contract import (
     API_KEY_INDEX_TABLE,
     CONNECTION_SECRET_VAR,
@@ -18,7 +19,8 @@ from agentform_runtime.aws_contract import (
     hop_key_secret_name,
     table_name,
 )
-from tests.aws.moto_server import REGION, Moto
+from agentform_runtime.workload.aws.identity import api_key_item
+from tests.aws.moto_server import CREDENTIALS, REGION, Moto
 from tests.support.engine import PulumiProject, change_summary
 
 pytestmark = pytest.mark.engine
@@ -165,7 +167,7 @@ def test_up_deploys_every_resource_onto_lambda(
 
 
 def test_code_change_disable_rollback_refresh_region_and_destroy(
-    aws_project: Any, moto: Moto, tmp_path: Path
+    aws_project: Any, moto: Moto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project, code = _stack(aws_project, tmp_path)
     echo = FUNCTIONS["functions/echo"]
@@ -229,9 +231,19 @@ def test_code_change_disable_rollback_refresh_region_and_destroy(
     helper_targets = json.loads(_live_variables(moto, FUNCTIONS["agents/helper"])[TARGETS_VAR])
     assert helper_targets["functions/echo"] == _alias_arn(echo, "eu-central-1")
 
-    # Destroy leaves nothing behind but the content-addressed artifacts and the account-wide
-    # API-key index (other stacks' environments share it).
+    # An end users' key of this environment, and one of another stack's environment.
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    aws_cli.create_api_key("development", REGION, moto.url)
+    other = api_key_item("key_other", "0" * 64, "staging")
+    moto.client("dynamodb").put_item(TableName=API_KEY_INDEX_TABLE, Item=other)
+
+    # Destroy leaves nothing behind but the content-addressed artifacts and layers, and the
+    # account-wide API-key index (other stacks' environments share it), without this
+    # environment's keys: they are unknown everywhere now (401), not another's (403).
     project.destroy()
+    index = moto.client("dynamodb").scan(TableName=API_KEY_INDEX_TABLE)["Items"]
+    assert index == [other]
     for region in (REGION, "eu-central-1"):
         assert moto.client("lambda", region).list_functions()["Functions"] == []
     assert [r["RoleName"] for r in moto.client("iam").list_roles()["Roles"]] == []

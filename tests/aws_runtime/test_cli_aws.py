@@ -1,6 +1,6 @@
-"""`agentform traces`, `status` and `api-key create` against an `aws` stack: lineage from the
-environment's DynamoDB table, deployments from Lambda, API keys, through the test-only
-router."""
+"""`agentform traces`, `status` and `api-key create|list|revoke` against an `aws` stack:
+lineage from the environment's DynamoDB table, deployments from Lambda, API keys, through the
+test-only router."""
 
 from __future__ import annotations
 
@@ -113,3 +113,20 @@ def test_api_key_create_on_aws(
     missing = _agentform(aws_platform, "api-key", "create", "--environment", "staging")
     assert missing.returncode == 1
     assert "environment 'staging' is not on AWS" in missing.stderr
+
+    listed = _agentform(aws_platform, "api-key", "list", "--environment", "development", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [(k["id"], k["revoked"]) for k in json.loads(listed.stdout)] == [(key_id, None)]
+    revoked = _agentform(aws_platform, "api-key", "revoke", key_id, "--environment", "development")
+    assert revoked.returncode == 0, revoked.stderr
+    gone = aws_platform.ask("whoami", key, {})
+    assert gone.status_code == 401, gone.text
+    assert gone.json()["error"]["message"] == "the API key is not valid or was revoked"
+    relisted = _agentform(aws_platform, "api-key", "list", "--environment", "development", "--json")
+    [entry] = json.loads(relisted.stdout)
+    assert entry["id"] == key_id and entry["revoked"] >= entry["created"]
+    again = _agentform(aws_platform, "api-key", "revoke", key_id, "--environment", "development")
+    assert again.returncode == 1
+    assert f"active API key '{key_id}' on environment 'development' does not exist" in (
+        again.stderr
+    )

@@ -94,6 +94,49 @@ def test_api_key_create_prints_a_key_once(host: RunningHost, tmp_path: Path) -> 
     assert missing.returncode == 1 and "staging" in missing.stderr
 
 
+def test_api_key_list_and_revoke(host: RunningHost, tmp_path: Path) -> None:
+    admin = host.admin()
+    setup_environment(admin)
+    deploy(admin, function_artifact(tmp_path, "pid", PID_FUNCTION), "pid").raise_for_status()
+    made = [agentform(host, "api-key", "create", "--environment", "development") for _ in "ab"]
+    (first, first_id), (second, second_id) = ((m.stdout.strip(), m.stderr.split()[2]) for m in made)
+
+    def run(key: str) -> int:
+        return httpx.post(
+            f"{host.url}/run/development/functions/pid",
+            json={},
+            headers={"authorization": f"Bearer {key}"},
+            timeout=60,
+        ).status_code
+
+    listed = agentform(host, "api-key", "list", "--environment", "development", "--json")
+    assert listed.returncode == 0, listed.stderr
+    keys = json.loads(listed.stdout)
+    # setup_environment made the oldest key
+    assert [(k["id"], k["revoked"]) for k in keys][1:] == [(first_id, None), (second_id, None)]
+    assert first not in listed.stdout and second not in listed.stdout
+
+    revoked = agentform(host, "api-key", "revoke", first_id, "--environment", "development")
+    assert revoked.returncode == 0, revoked.stderr
+    assert revoked.stderr.strip() == f"API key {first_id} of environment 'development' revoked"
+    assert (run(first), run(second)) == (401, 200)
+
+    table = agentform(host, "api-key", "list", "--environment", "development")  # piped: TSV
+    lines = [line.split("\t") for line in table.stdout.splitlines()]
+    assert lines[0] == ["id", "created", "revoked"]
+    assert [(line[0], line[2] != "-") for line in lines[2:]] == [
+        (first_id, True),
+        (second_id, False),
+    ]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", lines[2][2]), lines[2]
+
+    again = agentform(host, "api-key", "revoke", first_id, "--environment", "development")
+    assert again.returncode == 1
+    assert f"active API key '{first_id}' on environment 'development' does not exist" in (
+        again.stderr
+    )
+
+
 def test_errors_are_one_line_with_a_hint(host: RunningHost) -> None:
     setup_environment(host.admin())
     missing = agentform(host, "invoke", "development/functions/nobody", "--json", "{}")

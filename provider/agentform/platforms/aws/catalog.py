@@ -171,6 +171,7 @@ def environment_arns(aws: AwsSession, name: str) -> tuple[str, str]:
 
 def delete_environment(aws: AwsSession, name: str) -> None:
     dynamodb = aws.client("dynamodb")
+    _forget_api_keys(aws, name)
     try:
         dynamodb.delete_table(TableName=table_name(name))
         dynamodb.get_waiter("table_not_exists").wait(TableName=table_name(name))
@@ -179,6 +180,25 @@ def delete_environment(aws: AwsSession, name: str) -> None:
     delete_secret(aws, hop_key_secret_name(name))
     delete_secret(aws, jwt_secret_name(name))
     delete_record(aws, f"environments/{name}")
+
+
+def _forget_api_keys(aws: AwsSession, environment: str) -> None:
+    """Delete `environment`'s keys from the account's API-key index: once the environment is
+    gone its keys are unknown everywhere (401), not another environment's (403)."""
+    dynamodb = aws.client("dynamodb")
+    pages = dynamodb.get_paginator("scan").paginate(
+        TableName=API_KEY_INDEX_TABLE,
+        FilterExpression="#environment = :environment",
+        ExpressionAttributeNames={"#environment": "environment"},
+        ExpressionAttributeValues={":environment": {"S": environment}},
+        ProjectionExpression="pk, sk",
+    )
+    try:
+        for page in pages:
+            for item in page["Items"]:
+                dynamodb.delete_item(TableName=API_KEY_INDEX_TABLE, Key=item)
+    except dynamodb.exceptions.ResourceNotFoundException:
+        pass  # no index in this region (a stack made before it existed)
 
 
 # --- connections ----------------------------------------------------------------------------

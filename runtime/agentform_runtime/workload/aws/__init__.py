@@ -18,6 +18,7 @@ Items of the environment's table (keys `pk`, `sk`, both strings):
 | request -> trace | `request#<request id>` | `trace` | `trace_id` |
 | token usage | `usage#<kind>/<name>` | `<window>#<start>` | `input_tokens`, `output_tokens` |
 | API key | `apikey#<sha256 of the key>` | `apikey` | `key_id`, `environment` |
+| API key, listed | `apikeys` | `<key id>` | `key_hash`, `created` (and `revoked` once revoked) |
 
 Nothing here imports the host or Pulumi; boto3 is imported only on this platform.
 """

@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import os
+import time
 from typing import Any
 
 import jwt
@@ -23,6 +24,7 @@ from agentform_runtime.errors import AgentformError
 from agentform_runtime.workload.aws import clients
 
 API_KEY_PREFIX = "afk_"
+API_KEY_LISTING = "apikeys"  # pk of the items that list an environment's keys by id
 _JWKS_CACHE_S = 300
 _NO_INDEX = ("ResourceNotFoundException", "AccessDeniedException")
 
@@ -41,14 +43,28 @@ def api_key_item(key_id: str, key_hash: str, environment: str) -> dict[str, Any]
     }
 
 
+def api_key_listing_item(key_id: str, key_hash: str, created: float) -> dict[str, Any]:
+    """The item that lists a key by id in its environment's table (`revoked` is added when it
+    is revoked): keys are listed and revoked by id without reading execution records."""
+    return {
+        "pk": {"S": API_KEY_LISTING},
+        "sk": {"S": key_id},
+        "key_hash": {"S": key_hash},
+        "created": {"N": repr(created)},
+    }
+
+
 def put_api_key(
     table: str, key_id: str, key: str, environment: str, dynamodb: Any | None = None
 ) -> None:
-    """Store the key's hash in the environment's table and in the account's API-key index."""
+    """Store the key's hash in the environment's table and in the account's API-key index, and
+    list it by id in the environment's table."""
     dynamodb = dynamodb or clients.client("dynamodb")
-    item = api_key_item(key_id, hash_key(key), environment)
+    key_hash = hash_key(key)
+    item = api_key_item(key_id, key_hash, environment)
     for name in (table, API_KEY_INDEX_TABLE):
         dynamodb.put_item(TableName=name, Item=item)
+    dynamodb.put_item(TableName=table, Item=api_key_listing_item(key_id, key_hash, time.time()))
 
 
 def _bearer(headers: dict[str, str]) -> str | None:
