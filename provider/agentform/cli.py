@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from agentform.platform import LocalPlatform
 
+T = TypeVar("T")
 # Plain help and one-line usage errors: rich help costs typer pydantic and markdown imports,
 # which made every `--help` take longer than the command it describes.
 app = typer.Typer(
@@ -114,6 +115,18 @@ def _call(action: Any) -> Any:
         return action()
     except AgentformError as exc:
         fail(exc.message, "is the host running? `agentform serve`" if exc.status == 0 else "")
+
+
+def _on_aws(action: Callable[[Any], T]) -> T:
+    """`action(agentform.aws_cli)` (imported only now: boto3 is slow to load); an
+    AgentformError is one line on stderr and exit 1."""
+    from agentform import aws_cli
+    from agentform_runtime.errors import AgentformError
+
+    try:
+        return action(aws_cli)
+    except AgentformError as exc:
+        fail(exc.message)
 
 
 @app.command()
@@ -359,15 +372,9 @@ def _aws_traces(
     endpoint_url: str | None,
     as_json: bool,
 ) -> None:
-    from agentform import aws_cli
-    from agentform_runtime.errors import AgentformError
-
     if not environment:
         fail("--platform aws needs --environment", "the environment the request ran in")
-    try:
-        records = aws_cli.trace(environment, request_or_trace_id, region, endpoint_url)
-    except AgentformError as exc:
-        fail(exc.message)
+    records = _on_aws(lambda aws: aws.trace(environment, request_or_trace_id, region, endpoint_url))
     if not records:
         fail(
             f"no request or trace '{request_or_trace_id}' in environment '{environment}' on AWS",
@@ -400,13 +407,7 @@ def status(
     """Show the host and every deployment (a table on a terminal, tab-separated otherwise)."""
     _check_platform(platform_name)
     if platform_name == "aws":
-        from agentform import aws_cli
-        from agentform_runtime.errors import AgentformError
-
-        try:
-            where, rows = aws_cli.status(region, aws_endpoint_url)
-        except AgentformError as exc:
-            fail(exc.message)
+        where, rows = _on_aws(lambda aws: aws.status(region, aws_endpoint_url))
         environments = sorted({row["environment"] for row in rows})
         heading = f"aws {where}: {len(rows)} deployment(s) in {len(environments)} environment(s)"
         _print_status(heading, rows, as_json)
@@ -551,13 +552,7 @@ def api_key_create(
     only its SHA-256 is stored."""
     _check_platform(platform_name)
     if platform_name == "aws":
-        from agentform import aws_cli
-        from agentform_runtime.errors import AgentformError
-
-        try:
-            key_id, key = aws_cli.create_api_key(environment, region, aws_endpoint_url)
-        except AgentformError as exc:
-            fail(exc.message)
+        key_id, key = _on_aws(lambda aws: aws.create_api_key(environment, region, aws_endpoint_url))
     else:
         with _admin(endpoint, token) as platform:
             created = _call(lambda: platform.post(f"/v1/environments/{environment}/api-keys"))
@@ -582,13 +577,7 @@ def api_key_list(
     key works). Keys themselves are never shown again."""
     _check_platform(platform_name)
     if platform_name == "aws":
-        from agentform import aws_cli
-        from agentform_runtime.errors import AgentformError
-
-        try:
-            keys = aws_cli.list_api_keys(environment, region, aws_endpoint_url)
-        except AgentformError as exc:
-            fail(exc.message)
+        keys = _on_aws(lambda aws: aws.list_api_keys(environment, region, aws_endpoint_url))
     else:
         with _admin(endpoint, token) as platform:
             keys = _call(
@@ -624,13 +613,7 @@ def api_key_revoke(
     """Revoke an API key: from now on a request with it gets 401."""
     _check_platform(platform_name)
     if platform_name == "aws":
-        from agentform import aws_cli
-        from agentform_runtime.errors import AgentformError
-
-        try:
-            aws_cli.revoke_api_key(environment, key_id, region, aws_endpoint_url)
-        except AgentformError as exc:
-            fail(exc.message)
+        _on_aws(lambda aws: aws.revoke_api_key(environment, key_id, region, aws_endpoint_url))
     else:
         with _admin(endpoint, token) as platform:
             path = f"/v1/environments/{environment}/api-keys/{key_id}"
