@@ -84,3 +84,41 @@ def test_promote_from_an_aws_stack_to_a_local_stack(
     answer = ask_tool(host, "prod")
     assert answer.status_code == 200, answer.text
     assert "order-status v1" in json.dumps(answer.json())
+
+
+def test_promote_from_an_aws_stack_to_an_aws_stack_in_another_region(
+    tmp_path: Path, pulumi_bin: Path, host: RunningHost, moto: Moto
+) -> None:
+    stacks = TwoStacks(tmp_path, pulumi_bin, host)
+    stacks.project.env.update(CREDENTIALS)
+    regions = {"dev": REGION, "prod": "eu-west-1"}
+    for stack, region in regions.items():
+        for key, value in {
+            "agentform:platform": "aws",
+            "agentform:region": region,
+            "agentform:awsEndpointUrl": moto.url,
+            "agentform:awsReadiness": "state",
+        }.items():
+            stacks.config(stack, key, value)
+    stacks.up("dev")
+    dev = json.loads(
+        stacks.agentform("release", "show", "dev", "--cwd", str(stacks.workdir)).stdout
+    )
+    artifacts = {f"{d['kind']}/{d['name']}": d["artifact"] for d in dev["deployments"]}
+    stacks.set_tool_answer("v2")  # the working tree moves on; dev on AWS still has v1
+
+    promoted = stacks.promote("dev", "prod")
+    assert promoted.returncode == 0, promoted.output
+    # prod's home region has its own bucket: each artifact is copied there once, by digest.
+    copies = [line for line in promoted.output.splitlines() if "copied artifact" in line]
+    assert len(copies) == len(set(artifacts.values())), promoted.output
+    assert all(f"to AWS (eu-west-1, {moto.url}) (digest verified)" in c for c in copies)
+    lam = moto.client("lambda", "eu-west-1")
+    for target, digest in artifacts.items():
+        kind, name = target.split("/")
+        function = f"agentform-prod-{kind}-{name}"
+        live = lam.get_alias(FunctionName=function, Name="live")["FunctionVersion"]
+        configuration = lam.get_function_configuration(FunctionName=function, Qualifier=live)
+        assert configuration["CodeSha256"] == code_sha256(digest), target
+        # The runtime layer is published in prod's region too.
+        assert ":eu-west-1:" in configuration["Layers"][0]["Arn"], target
