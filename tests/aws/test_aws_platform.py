@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -131,6 +132,33 @@ def test_every_function_lists_the_layer_published_once_per_region_and_content(
     assert len(arm) == 1
     moved = there.get_function_configuration(FunctionName=function_name(KEY), Qualifier="live")
     assert [entry["Arn"] for entry in moved["Layers"]] == [arm[0]["LayerVersionArn"]]
+
+
+def test_the_function_url_is_public_with_both_statements_lambda_requires(
+    aws: Any, moto: Moto
+) -> None:
+    """Since October 2025 an auth-NONE URL needs lambda:InvokeFunction (through the URL) as
+    well as lambda:InvokeFunctionUrl; a put restores a missing one (older deployments)."""
+    platform = aws()
+    digest = _artifact(platform)
+    platform.put_deployment(KEY, {"artifact": digest}, None)
+    lam = moto.client("lambda")
+
+    def statements() -> dict[str, dict[str, Any]]:
+        policy = json.loads(lam.get_policy(FunctionName=NAME, Qualifier=LIVE_ALIAS)["Policy"])
+        return {statement["Sid"]: statement for statement in policy["Statement"]}
+
+    found = statements()
+    assert found["agentform-function-url"]["Action"] == "lambda:InvokeFunctionUrl"
+    assert found["agentform-function-url-invoke"]["Action"] == "lambda:InvokeFunction"
+    assert found["agentform-function-url-invoke"]["InvokedViaFunctionUrl"] is True
+    assert {s["Principal"] for s in found.values()} == {"*"}
+
+    lam.remove_permission(
+        FunctionName=NAME, Qualifier=LIVE_ALIAS, StatementId="agentform-function-url-invoke"
+    )
+    platform.put_deployment(KEY, {"artifact": digest, "memory_mb": 1024}, None)
+    assert sorted(statements()) == ["agentform-function-url", "agentform-function-url-invoke"]
 
 
 def _stubbed(platform: AwsPlatform) -> tuple[Any, Stubber]:

@@ -11,6 +11,7 @@ import secrets
 from typing import Any
 
 from agentform.platforms.aws import layer
+from agentform.platforms.aws.functions import URL_PERMISSIONS
 from agentform_runtime import aws_contract as contract
 from agentform_runtime.specs import (
     DeploymentKey,
@@ -212,4 +213,8 @@ class AwsEnvironment:
         self.lam.create_function_url_config(
             FunctionName=name, Qualifier=contract.LIVE_ALIAS, AuthType="NONE"
         )
+        for statement in URL_PERMISSIONS:
+            self.lam.add_permission(
+                FunctionName=name, Qualifier=contract.LIVE_ALIAS, Principal="*", **statement
+            )
         return name

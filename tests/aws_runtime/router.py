@@ -513,6 +513,32 @@ class LambdaRouter:
 
     # --- function URLs ---------------------------------------------------------------------
 
+    def _public(self, name: str) -> bool:
+        """Whether the function's resource policy lets anyone call its auth-NONE URL. Since
+        October 2025 Lambda requires two statements for that: `lambda:InvokeFunctionUrl`, and
+        `lambda:InvokeFunction` (for calls through the URL, or for all)."""
+        lam = self._moto_client("lambda")
+        try:
+            statements = json.loads(lam.get_policy(FunctionName=name)["Policy"])["Statement"]
+        except lam.exceptions.ResourceNotFoundException:
+            return False
+        public = [
+            s
+            for s in statements
+            if s.get("Effect") == "Allow" and s.get("Principal") in ("*", {"AWS": "*"})
+        ]
+        url = any(s.get("Action") == "lambda:InvokeFunctionUrl" for s in public)
+        invoke = any(
+            s.get("Action") == "lambda:InvokeFunction"
+            and (
+                s.get("InvokedViaFunctionUrl") in (True, "true")  # moto keeps the request's field
+                or "Condition" not in s
+                or s["Condition"].get("Bool", {}).get("lambda:InvokedViaFunctionUrl") == "true"
+            )
+            for s in public
+        )
+        return url and invoke
+
     def _layer_directory(self, arn: str) -> Path:
         """The layer version's zip unpacked once (Lambda unpacks layers into /opt)."""
         directory = self.workdir / "layers" / hashlib.sha256(arn.encode()).hexdigest()[:16]
@@ -555,6 +581,8 @@ class LambdaRouter:
         except lam.exceptions.ResourceNotFoundException:
             return 404, {"content-type": "application/json"}, b'{"Message": "Not Found"}'
         target = self._resolve(config["FunctionArn"], self.url_qualifiers.get(name))
+        if config.get("AuthType") == "NONE" and not self._public(name):
+            return 403, {"content-type": "application/json"}, b'{"Message":"Forbidden"}'
         try:
             text, encoded = body.decode("utf-8"), False
         except UnicodeDecodeError:

@@ -51,6 +51,20 @@ from agentform_runtime.specs import (
 
 MIN_INSTANCES_TAG = "agentform:min-instances"  # what provisioned concurrency was last set to
 KEEP_VERSIONS = 5  # published versions kept for rollback (besides live and previous)
+# A public (auth NONE) function URL needs both statements: since October 2025 Lambda also
+# checks lambda:InvokeFunction, which the second grants only for calls through the URL.
+URL_PERMISSIONS: tuple[dict[str, Any], ...] = (
+    {
+        "StatementId": "agentform-function-url",
+        "Action": "lambda:InvokeFunctionUrl",
+        "FunctionUrlAuthType": "NONE",
+    },
+    {
+        "StatementId": "agentform-function-url-invoke",
+        "Action": "lambda:InvokeFunction",
+        "InvokedViaFunctionUrl": True,
+    },
+)
 _ROLE_PROPAGATION_TRIES = 12  # a new IAM role takes seconds before Lambda may assume it
 
 
@@ -458,22 +472,23 @@ class Deployer:
             put_provisioned_concurrency(lam, name, wanted)
 
     def _put_url(self, lam: Any, name: str) -> None:
+        """A function URL on `live` that anyone may call: the workload authenticates end users
+        itself (API keys, JWTs), as on the local host."""
         try:
             lam.get_function_url_config(FunctionName=name, Qualifier=LIVE_ALIAS)
-            return
         except lam.exceptions.ResourceNotFoundException:
-            pass
-        # The workload authenticates end users itself (API keys, JWTs), as on the local host.
-        lam.create_function_url_config(FunctionName=name, Qualifier=LIVE_ALIAS, AuthType="NONE")
-        with contextlib.suppress(lam.exceptions.ResourceConflictException):  # an earlier run's
-            lam.add_permission(
-                FunctionName=name,
-                Qualifier=LIVE_ALIAS,
-                StatementId="agentform-function-url",
-                Action="lambda:InvokeFunctionUrl",
-                Principal="*",
-                FunctionUrlAuthType="NONE",
-            )
+            lam.create_function_url_config(FunctionName=name, Qualifier=LIVE_ALIAS, AuthType="NONE")
+        try:
+            policy = json.loads(lam.get_policy(FunctionName=name, Qualifier=LIVE_ALIAS)["Policy"])
+            present = {statement.get("Sid") for statement in policy.get("Statement", [])}
+        except lam.exceptions.ResourceNotFoundException:
+            present = set()
+        for statement in URL_PERMISSIONS:
+            if statement["StatementId"] not in present:
+                with contextlib.suppress(lam.exceptions.ResourceConflictException):
+                    lam.add_permission(
+                        FunctionName=name, Qualifier=LIVE_ALIAS, Principal="*", **statement
+                    )
 
     def _prune(self, lam: Any, name: str) -> None:
         """Delete published versions beyond the newest KEEP_VERSIONS, never the live one."""
