@@ -52,6 +52,13 @@ def test_a_build_gives_the_same_bytes_every_time(
     assert [p.name for p in (tmp_path / "fresh" / "lambda-layers").iterdir()] == [
         p.name for p in layer.cache_dir().iterdir()
     ]
+    # Every file a RECORD lists is in the layer: pip's scripts, which name the interpreter that
+    # installed them (so differ between virtualenvs), are neither in it nor in its RECORDs.
+    with zipfile.ZipFile(io.BytesIO(rebuilt)) as archive:
+        names = set(archive.namelist())
+        for record in (n for n in names if n.endswith(".dist-info/RECORD")):
+            for line in archive.read(record).decode().splitlines():
+                assert f"python/{line.split(',')[0]}" in names, (record, line)
 
 
 def test_a_failed_build_names_the_index_and_the_cache(

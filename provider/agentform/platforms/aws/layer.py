@@ -43,6 +43,7 @@ LAYER_PACKAGES = ("pydantic", "jsonschema", "httpx", "pyjwt", "cryptography")
 LAMBDA_PACKAGES = ("boto3", "awslambdaric")
 WHEEL_PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 _EPOCH = (1980, 1, 1, 0, 0, 0)
+_RECIPE = 2  # how the zip is made: a new value leaves zips cached by an older recipe unused
 _PIP_TIMEOUT_S = 600
 _build_locks: dict[str, threading.Lock] = {}
 _publish_locks: dict[tuple[str, str], threading.Lock] = {}
@@ -121,8 +122,18 @@ def _zip_directory(root: Path) -> bytes:
             info = zipfile.ZipInfo(f"python/{path.relative_to(root).as_posix()}", _EPOCH)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            archive.writestr(info, path.read_bytes())
+            archive.writestr(info, _contents(path))
     return buffer.getvalue()
+
+
+def _contents(path: Path) -> bytes:
+    """A file's bytes; a RECORD without the scripts pip put in `bin/`: the layer leaves them
+    out, and their first line names the interpreter that installed them."""
+    data = path.read_bytes()
+    if path.name == "RECORD" and path.parent.name.endswith(".dist-info"):
+        lines = data.decode().splitlines(keepends=True)
+        data = "".join(line for line in lines if not line.startswith("../")).encode()
+    return data
 
 
 def _pip_install(pins: list[str], platform: str, target: Path) -> None:
@@ -180,7 +191,8 @@ def build_layer(architecture: str) -> bytes:
             f"{' or '.join(WHEEL_PLATFORMS)} only",
         )
     pins = requirements()
-    key = hashlib.sha256("\n".join([platform, RUNTIME, *pins]).encode()).hexdigest()[:16]
+    recipe = [str(_RECIPE), platform, RUNTIME, *pins]
+    key = hashlib.sha256("\n".join(recipe).encode()).hexdigest()[:16]
     cached = cache_dir() / f"{architecture}-{key}.zip"
     with _lock(_build_locks, key):
         with suppress(FileNotFoundError):
