@@ -33,7 +33,7 @@ What the workload expects of them (`agentform_runtime.workload.aws`; added with 
 - an environment API key is the item `workload.aws.identity.api_key_item(...)` in the table
   and in `API_KEY_INDEX_TABLE` (only its SHA-256 is stored; `put_api_key` writes both, and
   the item that lists the key by id in the table); revoking it deletes both;
-- the role allows `lambda:InvokeFunction` on exactly the alias ARNs of `TARGETS_VAR` (an
+- the role allows `lambda:InvokeFunction` on exactly the alias ARNs `TARGETS_VAR` names (an
   undeclared call is refused by IAM and reported as `NotDeclared`), `dynamodb:GetItem`,
   `PutItem` and `UpdateItem` on the table (lineage, budgets, API keys; writes go through
   `TransactWriteItems`), `dynamodb:GetItem` on `API_KEY_INDEX_TABLE`, and
@@ -54,7 +54,11 @@ LIVE_ALIAS = "live"
 
 # Variables the deployer sets on every function (beside AGENTFORM_ENVIRONMENT, _KIND, _NAME,
 # _VERSION and _CONFIG, which the local host sets too).
-TARGETS_VAR = "AGENTFORM_TARGETS"  # JSON {"functions/x": "<live alias ARN>", ...}: declared only
+# JSON {"functions/x": "<region of its live alias>", ...}, declared targets only: regions, not
+# ARNs, as Lambda allows 4 KB of variables in all (the ARN is the caller's partition and
+# account, that region, `function_name(...)` and LIVE_ALIAS).
+TARGETS_VAR = "AGENTFORM_TARGETS"
+MAX_VARIABLES_BYTES = 4096  # Lambda's limit, measured on the variables as compact JSON
 TABLE_VAR = "AGENTFORM_TABLE"  # the environment's DynamoDB table
 HOP_KEY_SECRET_VAR = "AGENTFORM_HOP_KEY_SECRET"  # ARN of the hop-token key secret
 CONNECTION_SECRET_VAR = "AGENTFORM_CONNECTION_SECRET"  # ARN of its connection's secret, if any

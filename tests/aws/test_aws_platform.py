@@ -161,6 +161,38 @@ def test_the_function_url_is_public_with_both_statements_lambda_requires(
     assert sorted(statements()) == ["agentform-function-url", "agentform-function-url-invoke"]
 
 
+def test_targets_are_regions_so_many_fit_and_oversized_variables_are_named(
+    aws: Any, moto: Moto
+) -> None:
+    """Lambda allows 4 KB of variables: an agent declaring 60 functions fits (its targets are
+    regions; the workload rebuilds each ARN), and a `config` too large is refused by name."""
+    platform = aws()
+    platform.put_environment("dev", EnvironmentSpec())
+    tools = tuple(f"tool-number-{i:02}" for i in range(60))
+    manifest = Manifest(
+        kind=WorkloadKind.AGENTS, name="many", models=["chat"], functions=list(tools)
+    )
+    digest = platform.upload_artifact(build_artifact(manifest, None))
+    key = DeploymentKey("dev", "agents", "many")
+    view = platform.put_deployment(key, {"artifact": digest}, None)
+    variables = moto.client("lambda").get_function_configuration(
+        FunctionName=function_name(key), Qualifier=LIVE_ALIAS
+    )["Environment"]["Variables"]
+    assert len(json.dumps(variables, separators=(",", ":"))) <= 4096
+    assert json.loads(variables["AGENTFORM_TARGETS"])["functions/tool-number-07"] == REGION
+    tool = DeploymentKey("dev", "functions", "tool-number-07")
+    assert view["targets"]["functions/tool-number-07"] == (
+        f"arn:aws:lambda:{REGION}:123456789012:function:{function_name(tool)}:live"
+    )
+
+    with pytest.raises(AgentformError) as refused:
+        platform.put_deployment(key, {"artifact": digest, "config": {"blob": "x" * 5000}}, None)
+    assert refused.value.code == "VariablesTooLarge"
+    assert "AGENTFORM_CONFIG (5" in refused.value.message and "Lambda allows 4096" in (
+        refused.value.message
+    )
+
+
 def _stubbed(platform: AwsPlatform) -> tuple[Any, Stubber]:
     client = platform.aws.client("lambda")
     return client, Stubber(client)

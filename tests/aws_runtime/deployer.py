@@ -142,7 +142,7 @@ class AwsEnvironment:
             "AGENTFORM_NAME": key.name,
             "AGENTFORM_VERSION": version_of(spec),
             "AGENTFORM_CONFIG": "{}",
-            contract.TARGETS_VAR: json.dumps(declared),
+            contract.TARGETS_VAR: json.dumps({k: arn.split(":")[3] for k, arn in declared.items()}),
             contract.TABLE_VAR: self.table,
             contract.HOP_KEY_SECRET_VAR: self.hop_key_arn,
             contract.POLICIES_VAR: json.dumps(

@@ -30,6 +30,7 @@ from agentform_runtime.aws_contract import (
     HOME_REGION_VAR,
     HOP_KEY_SECRET_VAR,
     LIVE_ALIAS,
+    MAX_VARIABLES_BYTES,
     PLATFORM_VAR,
     POLICIES_VAR,
     TABLE_VAR,
@@ -279,7 +280,10 @@ class Deployer:
             "AGENTFORM_NAME": key.name,
             "AGENTFORM_VERSION": version_of(spec),
             "AGENTFORM_CONFIG": json.dumps(spec.config, sort_keys=True),
-            TARGETS_VAR: json.dumps(resolved.targets, sort_keys=True),
+            TARGETS_VAR: json.dumps(
+                {target: arn.split(":")[3] for target, arn in resolved.targets.items()},
+                sort_keys=True,
+            ),
             TABLE_VAR: table_name(key.environment),
             HOME_REGION_VAR: self.aws.home_region,
             HOP_KEY_SECRET_VAR: resolved.hop_key_arn,
@@ -289,6 +293,7 @@ class Deployer:
             variables[CONNECTION_SECRET_VAR] = resolved.connection_arn
         if resolved.auth:
             variables[AUTH_VAR] = resolved.auth
+        _check_variables_size(variables)
         return variables
 
     def _tags(self, key: DeploymentKey, spec: DeploymentSpec) -> dict[str, str]:
@@ -554,7 +559,14 @@ class Deployer:
             "architecture": live.get("Architectures", ["x86_64"])[0],
             "settings": settings,
             "effective_policies": _effective_from(json.loads(variables.get(POLICIES_VAR, "[]"))),
-            "targets": json.loads(variables.get(TARGETS_VAR, "{}")),
+            "targets": {
+                target: self.aws.lambda_arn(
+                    region,
+                    function_name(DeploymentKey(key.environment, *target.split("/", 1))),
+                    LIVE_ALIAS,
+                )
+                for target, region in json.loads(variables.get(TARGETS_VAR, "{}")).items()
+            },
             "url": url,
         }
 
@@ -602,6 +614,24 @@ def put_provisioned_concurrency(lam: Any, name: str, instances: int) -> None:
     except lam.exceptions.ProvisionedConcurrencyConfigNotFoundException:
         return
     lam.delete_provisioned_concurrency_config(FunctionName=name, Qualifier=LIVE_ALIAS)
+
+
+def _check_variables_size(variables: dict[str, str]) -> None:
+    """Lambda refuses more than 4 KB of variables (measured as compact JSON): say which take
+    the room before AWS says only that there are too many."""
+    size = len(json.dumps(variables, separators=(",", ":")).encode())
+    if size <= MAX_VARIABLES_BYTES:
+        return
+    largest = sorted(variables, key=lambda name: -len(variables[name].encode()))[:3]
+    raise AgentformError(
+        400,
+        "VariablesTooLarge",
+        f"the function's environment variables take {size} bytes; Lambda allows "
+        f"{MAX_VARIABLES_BYTES}. Largest: "
+        + ", ".join(f"{name} ({len(variables[name].encode())} bytes)" for name in largest)
+        + ". Make the deployment's `config` smaller (or move it into the code), or declare "
+        "fewer targets",
+    )
 
 
 def _layer_arns(configuration: dict[str, Any]) -> list[str]:

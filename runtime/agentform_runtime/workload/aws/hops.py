@@ -33,10 +33,13 @@ def targets() -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
-def _alias_arn(own_arn: str, target: DeploymentKey) -> str:
-    """`arn:aws:lambda:<region>:<account>:function:<target's name>:live`, beside our own."""
+def _alias_arn(own_arn: str, target: DeploymentKey, region: str | None = None) -> str:
+    """`arn:<partition>:lambda:<region>:<account>:function:<target's name>:live`: our own
+    partition and account, in `region` (default: ours)."""
     parts = own_arn.split(":")
-    return ":".join([*parts[:6], function_name(target), LIVE_ALIAS])
+    return ":".join(
+        [*parts[:3], region or parts[3], *parts[4:6], function_name(target), LIVE_ALIAS]
+    )
 
 
 def _event(path: str, body: Any, token: str, traceparent: str, request_id: str) -> bytes:
@@ -106,7 +109,7 @@ class LambdaHopClient(HostClient):
                 ),
                 path,
             )
-        arn = self.targets.get(f"{kind}/{name}") or _alias_arn(self.own_arn, target)
+        arn = _alias_arn(self.own_arn, target, self.targets.get(f"{kind}/{name}"))
         claims = hop_token.HopClaims(
             self.me,
             self.context.request_id,
