@@ -53,7 +53,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import boto3
 from moto.server import ThreadedMotoServer
 
-from agentform.platforms.aws import layer
+from agentform_runtime import lambda_packages
 
 REPO = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -561,7 +561,7 @@ class LambdaRouter:
             if not directory.exists():
                 partial = directory.with_suffix(".partial")
                 partial.mkdir(parents=True)
-                for name in layer.lambda_runtime_distributions():
+                for name in sorted(lambda_packages.closure(lambda_packages.LAMBDA_PACKAGES)):
                     distribution = importlib.metadata.distribution(name)
                     tops = {Path(str(f)).parts[0] for f in distribution.files or []}
                     for top in sorted(t for t in tops if t != ".."):

@@ -6,7 +6,7 @@ the function ships the pure-Python client `pg8000` (and what it imports) in its 
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 import json
 import shutil
 import textwrap
@@ -24,8 +24,10 @@ from tests.support.polling import wait_until
 from tests.support.postgres import Postgres, start_postgres
 from tests.support.workloads import deploy, deployment, setup_environment
 
-# pg8000 and the modules it imports, copied from the test environment into the artifact.
-CLIENT_PACKAGES = ("pg8000", "scramp", "asn1crypto", "dateutil")
+# pg8000 and the distributions it needs beyond what a workload has anyway (python-dateutil is
+# Lambda's, via boto3), copied from the test environment into the artifact with their
+# metadata, as `pip install --target` would (scramp reads its own version at import).
+CLIENT_DISTRIBUTIONS = ("pg8000", "scramp", "asn1crypto")
 
 QUERY = """
 import pg8000.native
@@ -96,15 +98,13 @@ def _artifact(workdir: Path, name: str, source: str) -> bytes:
     code = workdir / f"code-{name}"
     code.mkdir(parents=True, exist_ok=True)
     (code / "tool.py").write_text(textwrap.dedent(source))
-    for package in CLIENT_PACKAGES:
-        spec = importlib.util.find_spec(package)
-        assert spec is not None and spec.submodule_search_locations, package
-        shutil.copytree(
-            spec.submodule_search_locations[0],
-            code / package,
-            ignore=shutil.ignore_patterns("__pycache__"),
-            dirs_exist_ok=True,
-        )
+    for client in CLIENT_DISTRIBUTIONS:
+        distribution = importlib.metadata.distribution(client)
+        for file in distribution.files or []:
+            if file.parts[0] == ".." or "__pycache__" in file.parts:
+                continue
+            (code / file).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(str(distribution.locate_file(file))), code / file)
     manifest = Manifest(kind=WorkloadKind.FUNCTIONS, name=name, entrypoint="tool:main")
     return build_artifact(manifest, code)
 

@@ -18,6 +18,7 @@ from agentform_runtime.host.state.retention import Retention
 from agentform_runtime.host.telemetry.config import OtlpSettings
 
 DEFAULT_PORT = 4860
+KEEP_ALIVE_S = 75
 DEFAULT_STATE_DIR = Path.home() / ".agentform"
 
 
@@ -93,6 +94,9 @@ def serve(
         # Every client is on loopback, workloads' hops included: none may set the address
         # the next workload sees (`sourceIp`) with X-Forwarded-For.
         proxy_headers=False,
+        # Longer than clients keep idle connections (httpx: 5 s, uvicorn's default here too):
+        # a server closing an idle connection as a client reuses it loses that request.
+        timeout_keep_alive=KEEP_ALIVE_S,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=10,

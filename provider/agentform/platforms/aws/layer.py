@@ -3,7 +3,8 @@
 A deployment's zip holds its code and `agentform_runtime`: the same zip as on the local host.
 Lambda's python3.11 runtime brings its own runtime interface client and boto3 with what boto3
 needs; everything else `agentform_runtime` imports (pydantic, jsonschema, httpx, PyJWT,
-cryptography and their dependencies) travels in one layer per architecture,
+cryptography and their dependencies: `agentform_runtime.lambda_packages`) travels in one
+layer per architecture,
 `agentform-runtime-<arch>`, which every function lists:
 
 - built with pip from wheels for Lambda's platform (manylinux2014, CPython 3.11) at exactly
@@ -18,29 +19,23 @@ cryptography and their dependencies) travels in one layer per architecture,
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import io
 import os
-import re
 import subprocess
 import sys
 import tempfile
 import threading
 import zipfile
-from collections.abc import Iterable
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from agentform.platforms.aws import catalog
 from agentform.platforms.aws.session import AwsSession
+from agentform_runtime import lambda_packages
 from agentform_runtime.errors import AgentformError
 
 RUNTIME = "python3.11"  # the Lambda runtime every function runs on; the layer's wheels match
-# What `agentform_runtime` imports beyond the standard library, boto3 and awslambdaric.
-LAYER_PACKAGES = ("pydantic", "jsonschema", "httpx", "pyjwt", "cryptography")
-# Lambda's python3.11 runtime ships these and what they depend on: never in the layer.
-LAMBDA_PACKAGES = ("boto3", "awslambdaric")
 WHEEL_PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _RECIPE = 2  # how the zip is made: a new value leaves zips cached by an older recipe unused
@@ -59,45 +54,13 @@ def cache_dir() -> Path:
     return Path(root) / "lambda-layers"
 
 
-def _normalized(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _closure(names: Iterable[str]) -> dict[str, str]:
-    """The installed distributions `names` need, with their versions. A requirement behind an
-    extra is left out; one behind another marker counts only if it is installed (this process
-    runs the same Python minor version and OS family as Lambda)."""
-    found: dict[str, str] = {}
-    todo = list(names)
-    while todo:
-        name = _normalized(todo.pop())
-        if name in found:
-            continue
-        try:
-            distribution = importlib.metadata.distribution(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-        found[name] = distribution.version
-        for requirement in distribution.requires or []:
-            marker = requirement.partition(";")[2]
-            if "extra" in marker:
-                continue
-            match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
-            if match:
-                todo.append(match.group(1))
-    return found
-
-
-def lambda_runtime_distributions() -> list[str]:
-    """The distributions Lambda's runtime provides, as installed here (normalized names)."""
-    return sorted(_closure(LAMBDA_PACKAGES))
-
-
 def requirements() -> list[str]:
     """`name==version` for every distribution the layer holds, sorted."""
-    provided = _closure(LAMBDA_PACKAGES)
-    needed = _closure(LAYER_PACKAGES)
-    missing = [p for p in LAYER_PACKAGES if _normalized(p) not in needed]
+    provided = lambda_packages.closure(lambda_packages.LAMBDA_PACKAGES)
+    needed = lambda_packages.closure(lambda_packages.LAYER_PACKAGES)
+    missing = [
+        p for p in lambda_packages.LAYER_PACKAGES if lambda_packages.normalized(p) not in needed
+    ]
     if missing:
         raise AgentformError(
             500,

@@ -23,8 +23,8 @@ secret value: a worker with secrets fetches them from its own Runtime API after 
 on stdout `{"id", "pid"}` (plus `"cgroup"`: the group's directories, when sandboxed) or
 `{"id", "error"}` for each request, and `{"exited": pid, "code": n[, "oom": bool]}` when a
 worker ends (`oom`: whether its cgroup saw an OOM kill, read before the group is removed). Of
-the host it imports only `sandbox`, which every worker drops again with the rest of
-`agentform_runtime.host`.
+the host it imports only `sandbox` and `workload_imports` (what a worker may import, as on
+Lambda), which every worker drops again with the rest of `agentform_runtime.host`.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from agentform_runtime.host import sandbox
+from agentform_runtime.host.running.workload_imports import WorkloadPackages
 
 _PR_SET_PDEATHSIG = 1
 # What every workload imports anyway: paid once here instead of in every cold start. Not
@@ -95,10 +96,16 @@ def runtime_digest(package: str) -> str:
     return digest.hexdigest()
 
 
+# What workers may import beyond their artifact and the standard library (set by _preload).
+_workload_packages: WorkloadPackages | None = None
+
+
 def _preload() -> str:
     """Import what workers share; return the digest of the runtime copy imported."""
+    global _workload_packages
     for module in _PRELOAD + _RUNTIME_PRELOAD:
         __import__(module)
+    _workload_packages = WorkloadPackages()
     import agentform_runtime
 
     return runtime_digest(os.path.dirname(agentform_runtime.__file__))
@@ -179,6 +186,8 @@ def _bootstrap(request: dict[str, Any], task_root: str, preloaded: str) -> Calla
         os.chdir(task_root)
         sys.path.insert(0, task_root)
         _adopt_runtime(task_root, preloaded)
+        if _workload_packages is not None:
+            _workload_packages.confine(task_root)
         from awslambdaric import bootstrap, lambda_runtime_client
 
         client = lambda_runtime_client.LambdaRuntimeClient(request["env"]["AWS_LAMBDA_RUNTIME_API"])
