@@ -4,14 +4,13 @@ A deployment's zip holds its code and `agentform_runtime`: the same zip as on th
 Lambda's python3.11 runtime brings its own runtime interface client and boto3 with what boto3
 needs; everything else `agentform_runtime` imports (pydantic, jsonschema, httpx, PyJWT,
 cryptography and their dependencies: `agentform_runtime.lambda_packages`) travels in one
-layer per architecture,
-`agentform-runtime-<arch>`, which every function lists:
+layer per architecture, `agentform-runtime-<arch>`, which every function lists:
 
 - built with pip from wheels for Lambda's platform (manylinux2014, CPython 3.11) at exactly
   the versions this process runs, so what runs on Lambda is what the tests ran;
 - kept as a zip in `$AGENTFORM_CACHE` (default `~/.cache/agentform`) under `lambda-layers/`,
   so pip (and PyPI, or the index `PIP_INDEX_URL` names) is needed once per architecture and
-  version set; the zip is the same bytes on every build;
+  version set; the zip is the same bytes on every build, whichever Python builds it;
 - published once per region and content: a layer version's description names the zip's
   SHA-256, so the next deploy finds it (ListLayerVersions) instead of publishing again.
 """
