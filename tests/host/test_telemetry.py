@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from agentform.scripted_model import ScriptedModelServer
@@ -81,7 +82,8 @@ def test_a_triage_billing_tool_request_is_one_trace_of_genai_spans(
         assert len(records) == 7
 
         spans = wait_until(lambda: _spans_of(receiver, trace_id, 7))
-        telemetry = admin.get("/v1/telemetry").json()
+        # The receiver has the spans before the exporter has read its answer and counted them.
+        telemetry = wait_until(lambda: _counted(admin, 7))
     finally:
         host.stop()
 
@@ -140,6 +142,12 @@ def test_a_triage_billing_tool_request_is_one_trace_of_genai_spans(
             assert attributes["gen_ai.usage.output_tokens"] > 0
     assert telemetry["enabled"] and telemetry["dropped"] == 0
     assert telemetry["exported"] >= 7
+
+
+def _counted(admin: httpx.Client, spans: int) -> dict[str, Any]:
+    """/v1/telemetry once the exporter has counted `spans` as exported, else {} (not yet)."""
+    telemetry: dict[str, Any] = admin.get("/v1/telemetry").json()
+    return telemetry if telemetry["exported"] >= spans else {}
 
 
 def test_a_refusal_is_an_error_span(
