@@ -72,18 +72,16 @@ def _runtime_entries() -> tuple[tuple[str, bytes], ...]:
     )
 
 
-def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
-    info = zipfile.ZipInfo(name, date_time=_EPOCH)
-    info.compress_type = zipfile.ZIP_DEFLATED
-    info.external_attr = 0o644 << 16
-    archive.writestr(info, data)
-
-
-def _zip(entries: dict[str, bytes]) -> bytes:
+def deterministic_zip(entries: dict[str, bytes]) -> bytes:
+    """`entries` (name -> bytes) zipped in name order with fixed times and modes: the same
+    entries always give the same bytes (artifacts, and the AWS runtime layer)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name in sorted(entries):
-            _add(archive, name, entries[name])
+            info = zipfile.ZipInfo(name, date_time=_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, entries[name])
     return buffer.getvalue()
 
 
@@ -140,6 +138,6 @@ def build_artifact(manifest: Manifest, code: Path | None = None) -> bytes:
     key = _key(entries)
     artifact = _built.get(key)
     if artifact is None:
-        artifact = _zip(entries)
+        artifact = deterministic_zip(entries)
         _built.put(key, artifact)
     return artifact

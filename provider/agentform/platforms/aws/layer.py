@@ -18,17 +18,16 @@ layer per architecture, `agentform-runtime-<arch>`, which every function lists:
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import subprocess
 import sys
 import tempfile
 import threading
-import zipfile
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from agentform import packaging
 from agentform.platforms.aws import catalog
 from agentform.platforms.aws.session import AwsSession
 from agentform_runtime import lambda_packages
@@ -36,7 +35,6 @@ from agentform_runtime.errors import AgentformError
 
 RUNTIME = "python3.11"  # the Lambda runtime every function runs on; the layer's wheels match
 WHEEL_PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
-_EPOCH = (1980, 1, 1, 0, 0, 0)
 _RECIPE = 2  # how the zip is made: a new value leaves zips cached by an older recipe unused
 _PIP_TIMEOUT_S = 600
 _build_locks: dict[str, threading.Lock] = {}
@@ -71,21 +69,17 @@ def requirements() -> list[str]:
 
 
 def _zip_directory(root: Path) -> bytes:
-    """`root`'s files under `python/` (where Lambda puts layers on `sys.path`), in name order
-    with fixed times and modes, so that the same files give the same bytes."""
-    files = []
+    """`root`'s files under `python/` (where Lambda puts layers on `sys.path`), zipped so that
+    the same files give the same bytes."""
+    entries: dict[str, bytes] = {}
     for directory, dirs, names in os.walk(root):
         top = Path(directory) == root
         dirs[:] = [d for d in dirs if d != "__pycache__" and not (top and d == "bin")]
-        files += [Path(directory, n) for n in names if not n.endswith(".pyc")]
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path in sorted(files, key=lambda p: p.relative_to(root).as_posix()):
-            info = zipfile.ZipInfo(f"python/{path.relative_to(root).as_posix()}", _EPOCH)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, _contents(path))
-    return buffer.getvalue()
+        for name in names:
+            if not name.endswith(".pyc"):
+                path = Path(directory, name)
+                entries[f"python/{path.relative_to(root).as_posix()}"] = _contents(path)
+    return packaging.deterministic_zip(entries)
 
 
 def _contents(path: Path) -> bytes:
