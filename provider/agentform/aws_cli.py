@@ -136,22 +136,21 @@ def revoke_api_key(
     from agentform.platforms.aws.session import aws_errors
     from agentform_runtime.aws_contract import API_KEY_INDEX_TABLE
     from agentform_runtime.errors import not_found
-    from agentform_runtime.workload.aws.identity import API_KEY_LISTING
+    from agentform_runtime.workload.aws.identity import api_key_key, api_key_listing_key
 
     @aws_errors
     def revoke(platform: Any) -> None:
         catalog.environment_arns(platform.aws, environment)
         dynamodb = platform.aws.client("dynamodb")
         table = table_name(environment)
-        listing = {"pk": {"S": API_KEY_LISTING}, "sk": {"S": key_id}}
+        listing = api_key_listing_key(key_id)
         item = dynamodb.get_item(TableName=table, Key=listing, ConsistentRead=True).get("Item")
         if item is None or "revoked" in item:
             raise not_found(f"active API key '{key_id}' on environment '{environment}'")
         # The key stops working first; only then is it marked, so a failure part-way leaves a
         # key that is still listed as active and can be revoked again.
-        stored = {"pk": {"S": f"apikey#{item['key_hash']['S']}"}, "sk": {"S": "apikey"}}
         for name in (table, API_KEY_INDEX_TABLE):
-            dynamodb.delete_item(TableName=name, Key=stored)
+            dynamodb.delete_item(TableName=name, Key=api_key_key(item["key_hash"]["S"]))
         dynamodb.update_item(
             TableName=table,
             Key=listing,

@@ -33,22 +33,30 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def api_key_key(key_hash: str) -> dict[str, Any]:
+    """The DynamoDB key of an API key's item, in its environment's table and in the index."""
+    return {"pk": {"S": f"apikey#{key_hash}"}, "sk": {"S": "apikey"}}
+
+
 def api_key_item(key_id: str, key_hash: str, environment: str) -> dict[str, Any]:
     """The table item of an API key (the deployer or CLI writes it; only the hash is kept)."""
     return {
-        "pk": {"S": f"apikey#{key_hash}"},
-        "sk": {"S": "apikey"},
+        **api_key_key(key_hash),
         "key_id": {"S": key_id},
         "environment": {"S": environment},
     }
+
+
+def api_key_listing_key(key_id: str) -> dict[str, Any]:
+    """The DynamoDB key of the item that lists an API key by id."""
+    return {"pk": {"S": API_KEY_LISTING}, "sk": {"S": key_id}}
 
 
 def api_key_listing_item(key_id: str, key_hash: str, created: float) -> dict[str, Any]:
     """The item that lists a key by id in its environment's table (`revoked` is added when it
     is revoked): keys are listed and revoked by id without reading execution records."""
     return {
-        "pk": {"S": API_KEY_LISTING},
-        "sk": {"S": key_id},
+        **api_key_listing_key(key_id),
         "key_hash": {"S": key_hash},
         "created": {"N": repr(created)},
     }
@@ -105,7 +113,7 @@ def _verify_jwt(token: str, settings: dict[str, str]) -> dict[str, Any]:
 
 
 def _key_item(table: str, token: str) -> dict[str, Any] | None:
-    key = {"pk": {"S": f"apikey#{hash_key(token)}"}, "sk": {"S": "apikey"}}
+    key = api_key_key(hash_key(token))
     item = clients.client("dynamodb").get_item(TableName=table, Key=key, ConsistentRead=True)
     return item.get("Item")  # type: ignore[no-any-return]
 
