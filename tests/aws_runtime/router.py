@@ -278,34 +278,27 @@ class LambdaRouter:
         if not (creating or updating):
             return
         request = json.loads(body or b"{}")
-        code = request.get("Code", {}) if creating else request
-        if code.get("ZipFile"):
-            data = base64.b64decode(code["ZipFile"])
-        elif code.get("S3Bucket"):
-            data = (
-                self._moto_client("s3")
-                .get_object(Bucket=code["S3Bucket"], Key=code["S3Key"])["Body"]
-                .read()
-            )
-        else:
-            return
-        self.zips[base64.b64encode(hashlib.sha256(data).digest()).decode()] = data
+        data = self._uploaded(request.get("Code", {}) if creating else request)
+        if data is not None:
+            self.zips[base64.b64encode(hashlib.sha256(data).digest()).decode()] = data
 
     def _keep_layer(self, method: str, path: str, body: bytes, answer: bytes) -> None:
         """Keep the zip of PublishLayerVersion by the version ARN moto gave it."""
         publishing = path.startswith(_LAYERS_PREFIX) and path.endswith("/versions")
         if not (method == "POST" and publishing):
             return
-        content = json.loads(body or b"{}").get("Content", {})
-        if content.get("ZipFile"):
-            data = base64.b64decode(content["ZipFile"])
-        else:
-            data = (
-                self._moto_client("s3")
-                .get_object(Bucket=content["S3Bucket"], Key=content["S3Key"])["Body"]
-                .read()
-            )
-        self.layers[json.loads(answer)["LayerVersionArn"]] = data
+        data = self._uploaded(json.loads(body or b"{}").get("Content", {}))
+        if data is not None:
+            self.layers[json.loads(answer)["LayerVersionArn"]] = data
+
+    def _uploaded(self, code: dict[str, Any]) -> bytes | None:
+        """The zip a request's `Code` or `Content` carries: inline, or named in S3."""
+        if code.get("ZipFile"):
+            return base64.b64decode(code["ZipFile"])
+        if code.get("S3Bucket"):
+            answer = self._moto_client("s3").get_object(Bucket=code["S3Bucket"], Key=code["S3Key"])
+            return bytes(answer["Body"].read())
+        return None
 
     def _keep_url_qualifier(self, method: str, path: str, query: str) -> None:
         """moto forgets which alias a function URL is attached to: remember it."""
