@@ -17,13 +17,13 @@ layer per architecture, `agentform-runtime-<arch>`, which every function lists:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import subprocess
 import sys
 import tempfile
 import threading
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ _PIP_TIMEOUT_S = 600
 _build_locks: dict[str, threading.Lock] = {}
 _publish_locks: dict[tuple[str, str], threading.Lock] = {}
 _locks_lock = threading.Lock()
+_loaded: dict[Path, tuple[bytes, str]] = {}  # cache file -> (zip, its SHA-256)
 
 
 def layer_name(architecture: str) -> str:
@@ -51,8 +52,10 @@ def cache_dir() -> Path:
     return Path(root) / "lambda-layers"
 
 
-def requirements() -> list[str]:
-    """`name==version` for every distribution the layer holds, sorted."""
+@functools.cache
+def requirements() -> tuple[str, ...]:
+    """`name==version` for every distribution the layer holds, sorted (read once: what is
+    installed does not change under a running provider)."""
     provided = lambda_packages.closure(lambda_packages.LAMBDA_PACKAGES)
     needed = lambda_packages.closure(lambda_packages.LAYER_PACKAGES)
     missing = [
@@ -65,7 +68,9 @@ def requirements() -> list[str]:
             f"{', '.join(missing)} not installed in this Python ({sys.executable}): install "
             "agentform with its dependencies",
         )
-    return sorted(f"{name}=={version}" for name, version in needed.items() if name not in provided)
+    return tuple(
+        sorted(f"{name}=={version}" for name, version in needed.items() if name not in provided)
+    )
 
 
 def _zip_directory(root: Path) -> bytes:
@@ -92,7 +97,7 @@ def _contents(path: Path) -> bytes:
     return data
 
 
-def _pip_install(pins: list[str], platform: str, target: Path) -> None:
+def _pip_install(pins: tuple[str, ...], platform: str, target: Path) -> None:
     command = [
         sys.executable,
         "-m",
@@ -138,6 +143,12 @@ def _build_failed(platform: str, detail: str) -> AgentformError:
 
 def build_layer(architecture: str) -> bytes:
     """The layer's zip for `architecture` ("x86_64" or "arm64"), from the cache or built."""
+    return _layer(architecture)[0]
+
+
+def _layer(architecture: str) -> tuple[bytes, str]:
+    """(the layer's zip, its SHA-256), read or built once per process and cache file: every
+    deployment a provider puts lists the layer."""
     platform = WHEEL_PLATFORMS.get(architecture)
     if platform is None:
         raise AgentformError(
@@ -151,23 +162,31 @@ def build_layer(architecture: str) -> bytes:
     key = hashlib.sha256("\n".join(recipe).encode()).hexdigest()[:16]
     cached = cache_dir() / f"{architecture}-{key}.zip"
     with _lock(_build_locks, key):
-        with suppress(FileNotFoundError):
-            return cached.read_bytes()
-        with tempfile.TemporaryDirectory(prefix="agentform-layer-") as tmp:
-            _pip_install(pins, platform, Path(tmp) / "python")
-            data = _zip_directory(Path(tmp) / "python")
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_suffix(f".{os.getpid()}.partial")
-        partial.write_bytes(data)
-        os.replace(partial, cached)  # whole or absent, for other processes building it too
-        return data
+        if cached not in _loaded:
+            try:
+                data = cached.read_bytes()
+            except FileNotFoundError:
+                data = _build(pins, platform, cached)
+            _loaded[cached] = (data, hashlib.sha256(data).hexdigest())
+        return _loaded[cached]
+
+
+def _build(pins: tuple[str, ...], platform: str, cached: Path) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="agentform-layer-") as tmp:
+        _pip_install(pins, platform, Path(tmp) / "python")
+        data = _zip_directory(Path(tmp) / "python")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(f".{os.getpid()}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, cached)  # whole or absent, for other processes building it too
+    return data
 
 
 def ensure_layer(aws: AwsSession, region: str, architecture: str) -> str:
     """The ARN of the layer version holding this runtime's packages for `architecture` in
     `region`: an existing one with the same content, or one published now."""
-    data = build_layer(architecture)
-    description = f"agentform runtime packages sha256:{hashlib.sha256(data).hexdigest()}"
+    data, digest = _layer(architecture)
+    description = f"agentform runtime packages sha256:{digest}"
     name = layer_name(architecture)
     lam = aws.client("lambda", region)
     with _lock(_publish_locks, (region, architecture)):
