@@ -3,6 +3,7 @@
 #   - a Python 3.11 virtualenv in .venv with the pinned dependencies (reinstalled only when
 #     pyproject.toml or constraints.txt change),
 #   - the Pulumi engine at the pinned version (scripts/setup-engine.sh; cached by version),
+#   - libseccomp (Debian's libseccomp2) for the workers' seccomp filter, if missing,
 #   - PostgreSQL's server from Debian's packages, for the tests (scripts/setup-postgres.sh).
 #   - AWS's Lambda runtime emulator for the AWS tests (scripts/setup-rie.sh; cached by version).
 #
@@ -64,6 +65,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$repo/.venv/bin/python" -m pip install -q --disable-pip-version-check \
     -c "$repo/constraints.txt" -e "$repo[dev]" >&2
   echo "$want" > "$stamp"
+fi
+# libseccomp, which builds the workers' seccomp filter (Debian's libseccomp2, on most systems
+# already): looked up the way the host looks it up.
+if ! "$repo/.venv/bin/python" -c \
+  'import ctypes.util, sys; sys.exit(ctypes.util.find_library("seccomp") is None)'; then
+  say "installing libseccomp2 with apt-get"
+  apt-get install -y -q --no-install-recommends libseccomp2 >&2 \
+    || { apt-get update -q >&2 && apt-get install -y -q --no-install-recommends libseccomp2 >&2; }
 fi
 # PostgreSQL's server, for the tests of function connections (Debian package; idempotent).
 bash "$repo/scripts/setup-postgres.sh" >/dev/null

@@ -7,6 +7,7 @@ what it sees as one JSON line over a pipe and leaves with os._exit.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import errno
 import json
@@ -19,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import uuid
@@ -26,6 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pyseccomp
 import pytest
 
 from agentform_runtime.host import sandbox
@@ -512,3 +515,59 @@ def test_a_groups_limits_can_be_lowered_and_raised(cgroup_parent: str) -> None:
     if group.version == 1 and (group.dirs[0] / "memory.memsw.limit_in_bytes").exists():
         memsw = (group.dirs[0] / "memory.memsw.limit_in_bytes").read_text()
         assert int(memsw) == 512 << 20  # swap counted: the limit holds for swap too
+
+
+def test_the_syscall_filter_refuses_what_widens_the_kernel_surface(
+    spawn: Callable[..., Child], spec: SandboxSpec
+) -> None:
+    # Each call is one the kernel would carry out (or answer otherwise) without the filter.
+    arch = pyseccomp.system_arch()
+    number = {name: pyseccomp.resolve_syscall(arch, name) for name in CALLS}
+
+    def body() -> dict[str, Any]:
+        libc = ctypes.CDLL(None, use_errno=True)
+
+        def errno_of(name: str, *args: int) -> str:
+            rc = libc.syscall(ctypes.c_long(number[name]), *map(ctypes.c_long, args))
+            return "ok" if rc >= 0 else errno.errorcode[ctypes.get_errno()]
+
+        thread = threading.Thread(target=lambda: None)
+        thread.start()
+        thread.join()
+        child = subprocess.run([sys.executable, "-c", "print('child')"], capture_output=True)
+        status = dict(
+            line.split(":\t", 1) for line in Path("/proc/self/status").read_text().splitlines()
+        )
+        return {
+            "seccomp": status["Seccomp"].strip(),
+            "unshare_user": errno_of("unshare", sandbox.CLONE_NEWUSER),
+            # Invalid with CLONE_FS: without the filter EINVAL, and nothing is cloned.
+            "clone_user": errno_of("clone", sandbox.CLONE_NEWUSER | CLONE_FS),
+            "clone3": errno_of("clone3", 0, 0),
+            "keyctl": errno_of("keyctl", KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0),
+            "io_uring_setup": errno_of("io_uring_setup", 1, 0),
+            "ptrace": errno_of("ptrace", PTRACE_TRACEME, 0, 0, 0),
+            "thread": "ok",
+            "subprocess": child.stdout.decode().strip(),
+        }
+
+    report = spawn(spec, body).result()
+    assert report == {
+        "seccomp": "2",
+        "unshare_user": "EPERM",
+        "clone_user": "EPERM",
+        "clone3": "ENOSYS",
+        "keyctl": "EPERM",
+        "io_uring_setup": "EPERM",
+        "ptrace": "EPERM",
+        "thread": "ok",
+        "subprocess": "child",
+    }
+    assert set(sandbox.DENIED_SYSCALLS) >= set(CALLS) - {"clone", "clone3"}
+
+
+CALLS = ("unshare", "clone", "clone3", "keyctl", "io_uring_setup", "ptrace")
+CLONE_FS = 0x200
+KEYCTL_GET_KEYRING_ID = 0
+KEY_SPEC_SESSION_KEYRING = -3
+PTRACE_TRACEME = 0

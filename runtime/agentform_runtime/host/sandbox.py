@@ -1,13 +1,15 @@
-"""Isolation primitives for worker processes: namespaces, a private root, cgroups.
+"""Isolation primitives for worker processes: namespaces, a private root, cgroups, a seccomp
+filter.
 
 The host starts workers from a pre-initialised "zygote" process (root, single-threaded,
 outside any sandbox). Per worker the zygote calls :func:`prepare_pid_namespace` and forks;
 the child calls :func:`enter`, which leaves it as PID 1 of its own PID namespace, in its own
 mount/IPC/UTS namespaces, with a read-only view of the interpreter, the artifact at
 ``/var/task`` and a private ``/tmp``, inside the worker's :class:`Cgroup`, running as an
-unprivileged uid. The network namespace is shared on purpose: workers reach the host's Runtime
-API and the outside world over TCP; :func:`peer_uid` lets the host check which worker (uid) is
-on the other end of a loopback connection.
+unprivileged uid under a seccomp filter (:data:`DENIED_SYSCALLS`). The network namespace is
+shared on purpose: workers reach the host's Runtime API and the outside world over TCP;
+:func:`peer_uid` lets the host check which worker (uid) is on the other end of a loopback
+connection.
 
 Everything here is Linux-only and needs root (CAP_SYS_ADMIN) in the calling process.
 """
@@ -18,6 +20,7 @@ import contextlib
 import ctypes
 import dataclasses
 import errno
+import functools
 import ipaddress
 import json
 import os
@@ -56,6 +59,9 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWPID = 0x20000000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
@@ -68,6 +74,8 @@ MNT_DETACH = 0x2
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 
 # glibc has no pivot_root() wrapper, so it goes through syscall(2).
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
@@ -138,6 +146,76 @@ def _pivot_root(new_root: str, put_old: str) -> None:
         raise OSError(errno.ENOSYS, f"pivot_root: unsupported architecture {platform.machine()}")
     rc = _libc.syscall(ctypes.c_long(nr), os.fsencode(new_root), os.fsencode(put_old))
     _check(rc, f"pivot_root({new_root!r}, {put_old!r})")
+
+
+# --------------------------------------------------------------------------- system calls
+
+# System calls a worker never needs, each of which widens the part of the kernel it can reach:
+# new namespaces (an unprivileged user namespace hands out capabilities inside it, the usual
+# first step of a kernel exploit), mounts, kernel keyrings, BPF, perf events, userfaultfd,
+# io_uring, tracing or reading other processes, modules, clocks, swap and reboot. Most already
+# fail for an unprivileged uid; the filter refuses them before the kernel looks at them, with
+# the EPERM a program expects. Names an architecture lacks (iopl on arm64) are skipped.
+DENIED_SYSCALLS = (
+    "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "mount_setattr",
+    "move_mount", "open_tree", "fsopen", "fsconfig", "fsmount", "fspick",
+    "open_by_handle_at", "name_to_handle_at", "quotactl", "quotactl_fd",
+    "keyctl", "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd",
+    "io_uring_setup", "io_uring_enter", "io_uring_register", "fanotify_init",
+    "ptrace", "process_vm_readv", "process_vm_writev", "kcmp",
+    "init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load",
+    "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "syslog",
+    "swapon", "swapoff", "reboot", "acct", "vhangup", "iopl", "ioperm", "lookup_dcookie",
+)  # fmt: skip
+# clone(2) is how threads and processes start, so it is refused only with a namespace flag.
+_NAMESPACE_FLAGS = (
+    CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWCGROUP, CLONE_NEWUSER,
+    CLONE_NEWNET,
+)  # fmt: skip
+
+
+@functools.cache
+def syscall_filter() -> bytes:
+    """The seccomp program every sandboxed worker runs under: classic BPF for this machine's
+    architecture, built once by libseccomp. Everything is allowed but :data:`DENIED_SYSCALLS`
+    and clone(2) with a namespace flag (EPERM); clone3(2) is ENOSYS, because its flags sit
+    behind a pointer a filter cannot read, and C libraries then fall back to clone(2). System
+    calls of another ABI (32-bit ones on x86_64) kill the process, libseccomp's default.
+
+    Raises OSError when libseccomp is missing (Debian's package: libseccomp2)."""
+    try:
+        import pyseccomp  # loads libseccomp; imported here, in the processes that build
+    except RuntimeError as exc:  # "Unable to find libseccomp"
+        raise OSError(errno.ENOENT, f"{exc} (Debian: apt-get install libseccomp2)") from exc
+    arch = pyseccomp.system_arch()
+    refused = pyseccomp.ERRNO(errno.EPERM)
+    program = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
+    for name in DENIED_SYSCALLS:
+        number = pyseccomp.resolve_syscall(arch, name)
+        if number >= 0:
+            program.add_rule(refused, number)
+    for flag in _NAMESPACE_FLAGS:
+        program.add_rule(refused, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag))
+    program.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")
+    with tempfile.TemporaryFile() as out:
+        program.export_bpf(out)
+        out.seek(0)
+        return out.read()
+
+
+class _SockFprog(ctypes.Structure):
+    """<linux/filter.h>'s struct sock_fprog: a BPF program's length (in 8-byte
+    instructions) and address."""
+
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def _load_syscall_filter(program: bytes) -> None:
+    """Put the calling (single-threaded, no_new_privs) process under `program`, for good."""
+    code = ctypes.create_string_buffer(program, len(program))
+    fprog = _SockFprog(len(program) // 8, ctypes.addressof(code))
+    rc = _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0)
+    _check(rc, "prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER)")
 
 
 # --------------------------------------------------------------------------- PID namespaces
@@ -671,6 +749,7 @@ class PreparedSandbox:
 
     expected_parent: int
     stat_fd: int
+    syscalls: bytes
 
     def finish(self, spec: SandboxSpec) -> None:
         """Complete :func:`prepare`'s sandbox for `spec` (its task_root, uid, gid, hostname;
@@ -704,6 +783,7 @@ class PreparedSandbox:
             _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, "prctl(PR_SET_PDEATHSIG, SIGKILL)")
             if _read_ppid(self.stat_fd) != self.expected_parent:
                 _parent_gone(self.expected_parent)
+            _load_syscall_filter(self.syscalls)
         finally:
             os.close(self.stat_fd)
         if not os.access(TASK_ROOT, os.R_OK | os.X_OK):
@@ -725,6 +805,8 @@ def prepare(
     still reachable under /.oldroot, as root). A zygote can do this ahead of a request and
     :meth:`PreparedSandbox.finish` it when the request names the artifact and the uid (pass
     host paths it needs meanwhile through :func:`host_path`)."""
+    # Built while the host's libraries are still in view (free when the zygote built it).
+    syscalls = syscall_filter()
     # Mount points are created with the default mode; the zygote's umask must not make them
     # unreadable to the worker's uid. (Also the worker's own umask, as on Lambda.)
     os.umask(0o022)
@@ -751,7 +833,7 @@ def prepare(
     except BaseException:
         os.close(stat_fd)
         raise
-    return PreparedSandbox(expected, stat_fd)
+    return PreparedSandbox(expected, stat_fd, syscalls)
 
 
 def enter(
@@ -764,8 +846,8 @@ def enter(
     only ``spec.read_only`` (read-only, same paths), the artifact read-only at ``/var/task``
     (the cwd), a fresh ``/proc``, a minimal ``/dev`` and a private writable ``/tmp``; it is in
     ``spec.cgroup``, runs as ``spec.uid``/``spec.gid`` with no capabilities, cannot gain
-    privileges (no_new_privs) and is SIGKILLed when its parent dies. The network namespace is
-    shared (TCP to 127.0.0.1 works).
+    privileges (no_new_privs), runs under :func:`syscall_filter` and is SIGKILLed when its
+    parent dies. The network namespace is shared (TCP to 127.0.0.1 works).
 
     File descriptors other than 0-2 and `keep_fds` are closed. If the parent (`parent_pid`,
     default: the process that called prepare_pid_namespace, as the host's /proc numbers it)
@@ -803,6 +885,8 @@ def _probe_worker(spec: SandboxSpec, report: int) -> None:
         problems.append(f"/proc shows other processes {others}")
     if os.getuid() != spec.uid:
         problems.append(f"runs as uid {os.getuid()}")
+    if _libc.unshare(CLONE_NEWUSER) == 0 or ctypes.get_errno() != errno.EPERM:
+        problems.append("the seccomp filter did not refuse unshare(CLONE_NEWUSER)")
     os.write(report, json.dumps({"reason": "; ".join(problems) or None}).encode())
 
 
@@ -816,6 +900,10 @@ def probe(*, parent: str = "agentform", timeout_s: float = 30.0) -> str | None:
         return f"sandboxing needs root; running as uid {os.geteuid()}"
     if cgroup_version() is None:
         return "no mounted cgroup hierarchy has the memory and pids controllers"
+    try:
+        syscall_filter()
+    except OSError as exc:
+        return f"cannot build the seccomp filter: {exc.strerror or exc}"
     try:
         group = Cgroup.create(f"probe-{os.getpid()}", 64, 16, parent=parent)
     except OSError as exc:

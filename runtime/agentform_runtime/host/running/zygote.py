@@ -368,6 +368,7 @@ class _Forker:
         self._spares = itertools.count(1)
         if cgroup_parent is not None:
             sandbox.Cgroup.sweep(cgroup_parent)  # leftovers of a host that was killed
+            sandbox.syscall_filter()  # built once here, inherited by every worker
 
     def fork(self, request: dict[str, Any], in_child: Callable[[], None]) -> dict[str, Any]:
         """Fork the worker of `request`; return the reply. The child runs `in_child` first."""
