@@ -15,9 +15,17 @@ REDACTED = "[redacted]"
 MIN_SECRET_LENGTH = 4
 
 
+def _json_escaped(text: str) -> str:
+    return json.dumps(text)[1:-1]
+
+
 def _forms(value: str) -> set[str]:
-    """The spellings of `value` that error text may carry: raw, JSON-escaped, URL-encoded."""
-    return {value, json.dumps(value)[1:-1], quote(value, safe=""), quote_plus(value)}
+    """The spellings of `value` that error text may carry: raw or URL-encoded (with and
+    without '/' kept, or form-encoded), each also JSON-escaped once and twice (an error text
+    that holds the JSON-escaped value is escaped again inside a JSON answer body)."""
+    spelled = {value, quote(value, safe=""), quote(value), quote_plus(value)}
+    once = {_json_escaped(form) for form in spelled}
+    return spelled | once | {_json_escaped(form) for form in once}
 
 
 def _all_forms(secrets: Iterable[str]) -> list[str]:

@@ -409,12 +409,19 @@ def test_a_workload_echoing_its_connection_secret_is_redacted_by_the_host(
 
 
 LEAKY_FUNCTION = """
+import json
+from urllib.parse import quote, quote_plus
+
 from agentform_runtime.workload.context import Context
 
 
 def main(ctx: Context) -> dict:
-    raise RuntimeError("could not log in with " + ctx.connections["db"].secrets["password"])
+    secret = ctx.connections["db"].secrets["password"]
+    forms = [secret, json.dumps(secret), quote(secret), quote(secret, safe=""), quote_plus(secret)]
+    raise RuntimeError("could not log in with " + " | ".join(forms))
 """
+# Each form differs: raw, JSON-escaped, URL-encoded with and without '/' kept, form-encoded.
+LEAKY_SECRET = 'pg-SECRET "4242"/x+y'
 
 
 def test_a_function_echoing_a_declared_connections_secret_is_redacted(
@@ -424,15 +431,17 @@ def test_a_function_echoing_a_declared_connections_secret_is_redacted(
     key = setup_environment(admin)
     admin.put(
         "/v1/connections/db",
-        json={"provider": "generic", "secrets": {"password": "pg-SECRET-4242"}},
+        json={"provider": "generic", "secrets": {"password": LEAKY_SECRET}},
     ).raise_for_status()
     artifact = function_artifact(tmp_path, "leaky-fn", LEAKY_FUNCTION)
     deploy(admin, artifact, "leaky-fn", connections=["db"]).raise_for_status()
     response = host.client(key).post("/run/development/functions/leaky-fn", json={})
     assert response.status_code >= 400
-    assert "pg-SECRET-4242" not in response.text
+    message = response.json()["error"]["message"]
+    assert message.endswith('[redacted] | "[redacted]" | [redacted] | [redacted] | [redacted]')
+    assert "4242" not in response.text
     record = _record(host, response)
-    assert "pg-SECRET-4242" not in json.dumps(record) and "[redacted]" in record["error"]
+    assert "4242" not in json.dumps(record) and "[redacted]" in record["error"]
 
 
 CLASS_LEAK = """

@@ -17,6 +17,14 @@ def test_every_form_of_a_secret_is_redacted() -> None:
     assert cleaned.count(REDACTED) == 3
 
 
+def test_a_json_escaped_secret_inside_a_json_body_is_redacted() -> None:
+    secret = 'sk-"a b"/c+d'
+    body = json.dumps({"message": f"key={json.dumps(secret)} url={quote(secret)}"}).encode()
+    assert json.loads(redact_bytes(body, [secret]))["message"] == (
+        f'key="{REDACTED}" url={REDACTED}'
+    )
+
+
 def test_a_longer_secret_containing_a_shorter_one_is_redacted_whole() -> None:
     assert redact("key=abcd-efgh", ["abcd", "abcd-efgh"]) == f"key={REDACTED}"
 
