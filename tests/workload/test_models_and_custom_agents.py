@@ -28,11 +28,14 @@ def test_provider_errors_are_retried_then_succeed(
     admin = host.admin()
     key = setup_environment(admin)
     deploy_model(admin, model_server, max_retries=3).raise_for_status()
-    model_server.load([{"status": 503}, {"status": 429}, {"text": "hello after retries"}])
+    # Every 5xx is retried, not only the common ones.
+    model_server.load(
+        [{"status": 501}, {"status": 503}, {"status": 429}, {"text": "hello after retries"}]
+    )
     response = _chat(host, key)
     assert response.status_code == 200, response.text
     assert response.json()["choices"][0]["message"]["content"] == "hello after retries"
-    assert len(model_server.requests) == 3
+    assert len(model_server.requests) == 4
     record = admin.get(f"/v1/executions/{response.headers['x-agentform-request-id']}").json()
     assert (
         record["input_tokens"] > 0 and record["output_tokens"] == 3

@@ -25,7 +25,13 @@ DEFAULT_BASE_URLS = {
     "anthropic": "https://api.anthropic.com",
 }
 ANTHROPIC_VERSION = "2023-06-01"
-RETRIED_STATUSES = {408, 409, 429, 500, 502, 503, 504, 529}
+# Retried as OpenAI's and Anthropic's SDKs retry: timeouts, conflicts, rate limits, and
+# every server error (5xx, Anthropic's 529 "overloaded" included).
+RETRIED_STATUSES = {408, 409, 429}
+
+
+def _retried(status: int) -> bool:
+    return status in RETRIED_STATUSES or status >= 500
 
 
 def connection_from_environment() -> Connection:
@@ -69,7 +75,7 @@ class ModelGateway:
                 return result
             # Redacted before it is cut, so that no prefix of a secret survives the cut.
             last = f"HTTP {response.status_code}: {self.redact(response.text)[:300]}"
-            if response.status_code not in RETRIED_STATUSES:
+            if not _retried(response.status_code):
                 raise AgentformError(
                     response.status_code,
                     "UpstreamError",
