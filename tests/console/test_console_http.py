@@ -62,6 +62,20 @@ def test_sign_in_needs_its_form_token(host: RunningHost) -> None:
     assert client.get("/console").status_code == 303  # still signed out
 
 
+def test_sign_in_takes_its_token_in_the_header_too(host: RunningHost) -> None:
+    client = httpx.Client(base_url=host.url, follow_redirects=False, timeout=60)
+    csrf = csrf_of(client.get("/console/login").text)
+    forged = client.post(
+        "/console/login", data={"token": host.token}, headers={"x-csrf-token": "forged"}
+    )
+    assert forged.status_code == 403
+    csrf = csrf_of(forged.text)  # the refusal is a fresh sign-in form
+    answer = client.post(
+        "/console/login", data={"token": host.token}, headers={"x-csrf-token": csrf}
+    )
+    assert answer.status_code == 303 and client.get("/console").status_code == 200
+
+
 def test_a_change_without_the_csrf_token_is_refused(host: RunningHost, tmp_path: Path) -> None:
     _deploy_pid(host, tmp_path)
     client, _ = sign_in(host)

@@ -153,9 +153,13 @@ def session_of(request: Request) -> Session:
     return session
 
 
+def given_csrf(request: Request, form: dict[str, str]) -> str | None:
+    """The CSRF token a change carries: the form's hidden field, or htmx's header."""
+    return form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
+
+
 def check_csrf(request: Request, session: Session, form: dict[str, str]) -> None:
-    given = form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
-    if not same_token(given, session.csrf):
+    if not same_token(given_csrf(request, form), session.csrf):
         raise CsrfRefused
 
 

@@ -16,6 +16,7 @@ from agentform_runtime.host.api.console.pages import (
     STATIC,
     check_csrf,
     console_of,
+    given_csrf,
     html,
     page,
     read_form,
@@ -23,7 +24,6 @@ from agentform_runtime.host.api.console.pages import (
     session_of,
 )
 from agentform_runtime.host.api.console.sessions import (
-    CSRF_FIELD,
     LOGIN_COOKIE,
     SESSION_COOKIE,
     same_token,
@@ -94,7 +94,7 @@ async def login(request: Request) -> Response:
     form = await read_form(request)
     next = form.get("next", "")
     login_csrf = request.cookies.get(LOGIN_COOKIE)
-    if not login_csrf or not same_token(form.get(CSRF_FIELD), login_csrf):
+    if not login_csrf or not same_token(given_csrf(request, form), login_csrf):
         return _login_page(
             request, next, "the sign-in form expired; enter the token again", status=403
         )
