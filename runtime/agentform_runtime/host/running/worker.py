@@ -31,6 +31,9 @@ from agentform_runtime.host.sandbox import TASK_ROOT, Cgroup
 log = logging.getLogger("agentform.host")
 
 _worker_ids = itertools.count(1)
+# A worker's PATH, as Lambda's (/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin): the
+# interpreter's directory first, then the system's; never the host's own PATH.
+WORKER_PATH = f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin"
 
 
 class _Interrupted(Exception):
@@ -156,7 +159,7 @@ class Zygote:
                 *sandboxed,
                 # Not the host's environment: every worker could read it back from
                 # /proc/self/environ, which shows the environment the zygote was started with.
-                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
+                env={"PATH": WORKER_PATH, "LANG": "C.UTF-8"},
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 limit=1024 * 1024,
@@ -365,7 +368,7 @@ class Worker:
         """A clean environment: Lambda's variables and the deployment's, nothing of the host's."""
         directory = str(TASK_ROOT if self.uid is not None else self.spec.directory)
         return {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PATH": WORKER_PATH,
             "HOME": "/tmp",
             "LANG": "C.UTF-8",
             "PYTHONPATH": directory,
