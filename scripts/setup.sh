@@ -3,9 +3,9 @@
 #   - a Python 3.11 virtualenv in .venv with the pinned dependencies (reinstalled only when
 #     pyproject.toml or constraints.txt change),
 #   - the Pulumi engine at the pinned version (scripts/setup-engine.sh; cached by version),
-#   - libseccomp (Debian's libseccomp2) for the workers' seccomp filter, if missing,
-#   - PostgreSQL's server from Debian's packages, for the tests (scripts/setup-postgres.sh).
-#   - AWS's Lambda runtime emulator for the AWS tests (scripts/setup-rie.sh; cached by version).
+#   - libseccomp (Debian's libseccomp2) for the workers' seccomp filter, if missing.
+# What only the tests need (PostgreSQL's server, AWS's runtime emulator, a browser) is set up
+# by scripts/test.sh and the tests themselves, not here.
 #
 #   bash scripts/setup.sh     set up only
 #   source scripts/setup.sh   set up, then, in this shell, put .venv/bin and the engine on PATH
@@ -74,10 +74,7 @@ if ! "$repo/.venv/bin/python" -c \
   apt-get install -y -q --no-install-recommends libseccomp2 >&2 \
     || { apt-get update -q >&2 && apt-get install -y -q --no-install-recommends libseccomp2 >&2; }
 fi
-# PostgreSQL's server, for the tests of function connections (Debian package; idempotent).
-bash "$repo/scripts/setup-postgres.sh" >/dev/null
 engine="$(bash "$repo/scripts/setup-engine.sh")"
-bash "$repo/scripts/setup-rie.sh" >/dev/null
 if [ "${1:-}" = --print-engine-dir ]; then
   echo "$engine"
 else

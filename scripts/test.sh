@@ -9,6 +9,11 @@ ruff check .
 ruff format --check .
 echo "[test] mypy" >&2
 mypy
+# What only the tests need, ahead of them (each idempotent and cached; the tests that need
+# them would run these too): PostgreSQL's server (Debian package) for function connections,
+# AWS's Lambda runtime emulator (built from Go modules) for the AWS runtime tests.
+bash scripts/setup-postgres.sh >/dev/null
+bash scripts/setup-rie.sh >/dev/null
 echo "[test] pytest" >&2
 set +e
 pytest "$@"
