@@ -24,6 +24,7 @@ from pulumi import automation as auto
 from agentform.platforms.base import PlatformSettings
 from agentform.release import (
     HISTORY_LIMIT,
+    PIN_REMEDY,
     RELEASE_KEY,
     Bundle,
     Pin,
@@ -120,6 +121,22 @@ def describe(change: Change) -> str:
     return line
 
 
+class _Workspace(auto.LocalWorkspace):
+    """A local workspace that never changes the user's selected stack. `Stack.select` runs
+    `pulumi stack select` (the project's selection, in PULUMI_HOME), yet every command a Stack
+    runs passes `--stack` anyway: so selecting only checks that the stack exists, as
+    `pulumi stack --stack NAME` does, and the selection stays the user's own."""
+
+    def select_stack(self, stack_name: str) -> None:
+        self._run_pulumi_cmd_sync(["stack", "--stack", stack_name])
+
+
+def local_workspace(work_dir: str) -> auto.LocalWorkspace:
+    """The project's workspace; its stacks' preview, up and history leave the selected stack
+    as it was."""
+    return _Workspace(work_dir=work_dir)
+
+
 @dataclass
 class Workspace:
     """The project in a directory, and its stacks."""
@@ -134,7 +151,7 @@ class Workspace:
                 "run it in the project's directory, or pass --cwd DIR",
             )
         with self.timings.track("cli"):
-            self.ws = auto.LocalWorkspace(work_dir=self.work_dir)
+            self.ws = local_workspace(self.work_dir)
             self.project = self.ws.project_settings().name
             self._stacks = {s.name for s in self.ws.list_stacks()}
 
@@ -163,8 +180,8 @@ class Workspace:
         return name
 
     def select(self, name: str) -> auto.Stack:
-        """The stack, for preview, up and history (this selects it, as `pulumi stack select`
-        does); reading state and config does not need it."""
+        """The stack, for preview, up and history; the user's selected stack stays as it was
+        (see `_Workspace`). Reading state and config does not need it."""
         with self.timings.track("cli"):
             return auto.Stack.select(name, self.ws)
 
@@ -377,10 +394,19 @@ class Promotion:
         self.workspace = Workspace(self.work_dir, self.timings)
         self.to_name = self.workspace.known(self.destination)
         self.to_config = self.workspace.config(self.to_name)
-        self.previous_pin = current_pin(self.to_config, self.to_name)
+        unusable = None
+        try:
+            self.previous_pin = current_pin(self.to_config, self.to_name)
+        except PromotionError as exc:
+            if rollback:  # which release runs, and so which one came before, is unknown
+                raise
+            # A promotion writes a whole new pin: one edited by hand is simply replaced.
+            self.previous_pin, unusable = None, exc.message.removesuffix(f"; {PIN_REMEDY}")
         pin = self._rollback_pin() if rollback else self._promotion_pin()
         self.pin = pin
         self._copy(pin)
+        if unusable is not None:
+            self.say(f"replacing the unusable pin: {unusable}")
         self.workspace.set_config(self.to_name, RELEASE_KEY, auto.ConfigValue(pin.to_config()))
         return pin
 
@@ -448,8 +474,8 @@ class Promotion:
         )
 
     def restore(self) -> None:
-        """Put TO's pin back as it was before `prepare`."""
-        if self.previous_pin is None:
+        """Put TO's pin back as it was before `prepare` (an unusable one too)."""
+        if RELEASE_KEY not in self.to_config:
             self.workspace.remove_config(self.to_name, RELEASE_KEY)
         else:
             self.workspace.set_config(self.to_name, RELEASE_KEY, self.to_config[RELEASE_KEY])

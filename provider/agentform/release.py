@@ -1,8 +1,10 @@
 """Release bundles: the versions a stack runs, as one reviewable document.
 
 A bundle lists, for each deployment of a stack, its workload (kind, name), artifact digest,
-resolved configuration and deployment-level policies, with one digest over all of them
-(`rel-<hex>`): the same deployments always give the same digest. A *pin* is a bundle written
+configuration and deployment-level policies, with one digest over all of them (`rel-<hex>`):
+the same deployments always give the same digest, on any stack. Each entry also says the
+version its stack ran, for reading only: a version also covers what stays each stack's own
+(its connections, ...), so it is not part of the digest. A *pin* is a bundle written
 into another stack's config (`agentform:release` in `Pulumi.<stack>.yaml`) with where it came
 from; a pinned stack deploys exactly the pinned artifacts and never builds its working tree.
 
@@ -22,6 +24,8 @@ from agentform_runtime.specs import DeploymentSpec
 
 #: The stack config key that holds a pin (namespace `agentform`, key `release`).
 RELEASE_KEY = "agentform:release"
+#: What to do about a pin that cannot be used (`agentform promote` replaces it).
+PIN_REMEDY = "promote again or `agentform release unpin`"
 #: How many releases `agentform release list` shows and `--rollback` can go back through.
 HISTORY_LIMIT = 10
 
@@ -61,20 +65,35 @@ class BundleEntry(_Strict):
     artifact: str
     configuration: Configuration
     policies: list[PinnedPolicy] = Field(default_factory=list)
-    version: str = Field(description="the version the origin ran (artifact + configuration)")
+    version: str = Field(
+        description="the version its stack ran (for reading; not part of the bundle's digest)"
+    )
 
     @property
     def key(self) -> str:
         return f"{self.kind}/{self.name}"
 
+    def promoted(self) -> dict[str, Any]:
+        """What a promotion carries over, in canonical form: what the digest covers."""
+        return self.model_dump(mode="json", exclude={"version"})
+
+
+def _digest(items: list[Any]) -> str:
+    canonical = json.dumps(items, sort_keys=True, separators=(",", ":"))
+    return "rel-" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
 
 def bundle_digest(entries: Iterable[BundleEntry]) -> str:
-    """`rel-<hex>`: sha256 over the canonical JSON of the entries, in key order."""
+    """`rel-<hex>`: sha256 over the canonical JSON of what the entries promote, in key order:
+    workload, artifact, configuration and policies. Not the versions: those differ between
+    stacks running the same release (each stack's connections, ...)."""
+    return _digest([e.promoted() for e in sorted(entries, key=lambda e: e.key)])
+
+
+def legacy_bundle_digest(entries: Iterable[BundleEntry]) -> str:
+    """The digest pins written before it left the versions out had: over the whole entries."""
     ordered = sorted(entries, key=lambda e: e.key)
-    canonical = json.dumps(
-        [e.model_dump(mode="json") for e in ordered], sort_keys=True, separators=(",", ":")
-    )
-    return "rel-" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    return _digest([e.model_dump(mode="json") for e in ordered])
 
 
 class Bundle(_Strict):
@@ -104,12 +123,16 @@ class Pin(Bundle):
     with_policies: bool = False
 
     def verified(self) -> Pin:
-        """Self, when the digest still matches the deployments (not edited by hand)."""
+        """Self, when the digest still matches the deployments (not edited by hand). A pin
+        written before the digest left the versions out is accepted when its old digest
+        matches, and comes back with today's digest, the one `release show` prints."""
         actual = bundle_digest(self.deployments)
+        if actual != self.digest and legacy_bundle_digest(self.deployments) == self.digest:
+            return self.model_copy(update={"digest": actual})
         if actual != self.digest:
             raise ReleaseError(
                 f"{RELEASE_KEY} says {self.digest} but its deployments digest to {actual}: "
-                "the pin was edited by hand; promote again or `agentform release unpin`"
+                f"the pin was edited by hand; {PIN_REMEDY}"
             )
         return self
 
@@ -129,8 +152,7 @@ def parse_pin(text: str | None) -> Pin | None:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "value"
         raise ReleaseError(
-            f"{RELEASE_KEY} is not a release pin ({where}: {first['msg']}); "
-            "promote again or `agentform release unpin`"
+            f"{RELEASE_KEY} is not a release pin ({where}: {first['msg']}); {PIN_REMEDY}"
         ) from None
     return pin.verified()
 

@@ -114,10 +114,12 @@ class Report:
 
 def preview_steps(stack_name: str | None, work_dir: Path) -> tuple[str, list[Step]]:
     """Run `pulumi preview` on the stack (default: the selected one) through the Automation
-    API and return the stack's name and its steps."""
+    API and return the stack's name and its steps. The selected stack stays as it was."""
     import shutil
 
     from pulumi import automation as auto
+
+    from agentform.promotion import local_workspace
 
     if not any((work_dir / f"Pulumi.{ext}").is_file() for ext in ("yaml", "yml")):
         raise ReviewError(
@@ -127,7 +129,7 @@ def preview_steps(stack_name: str | None, work_dir: Path) -> tuple[str, list[Ste
     if shutil.which("pulumi") is None:
         raise ReviewError("no `pulumi` on PATH; run `source scripts/setup.sh` first")
     try:
-        workspace = auto.LocalWorkspace(work_dir=str(work_dir))
+        workspace = local_workspace(str(work_dir))
         if stack_name is None:
             current = workspace.stack()
             if current is None:

@@ -48,16 +48,30 @@ def test_bad_input_is_one_line_and_changes_nothing(stacks: TwoStacks, host: Runn
     ].get("resources") in (None, [])
     assert stacks.promote("dev", "prod").returncode == 0
 
-    # A hand-edited pin (an artifact swapped, digest left as it was) is refused by promote
-    # and by prod's own preview, with the reason.
+    # A hand-edited pin (an artifact swapped, digest left as it was) is refused by prod's own
+    # preview and by a rollback, with the reason; a declined promotion puts it back as it was.
     pinned = stacks.pulumi("prod", "config", "get", "agentform:release").stdout
     pin = json.loads(pinned)
     pin["deployments"][0]["artifact"] = "sha256:" + "0" * 64
     stacks.pulumi("prod", "config", "set", "agentform:release", json.dumps(pin, indent=2))
-    _fails(stacks, "dev", "prod", expect="the pin was edited by hand")
     preview = stacks.preview("prod", check=False)
     assert preview.returncode != 0
-    assert "the pin was edited by hand" in preview.output
+    assert "the pin was edited by hand; promote again" in preview.output
+    _fails(stacks, "--rollback", "prod", expect="the pin was edited by hand")
+    _fails(stacks, "dev", "prod", yes=False, expect="error: 'prod' was not updated")
+    # Promoting again, as the message says, replaces it.
+    again = stacks.promote("dev", "prod")
+    assert again.returncode == 0, again.output
+    replacing = [ln for ln in again.stderr.splitlines() if "replacing the unusable pin" in ln]
+    assert replacing == [
+        f"replacing the unusable pin: Pulumi.prod.yaml: agentform:release says {pin['digest']} "
+        f"but its deployments digest to {bundle_digest(Pin.model_validate(pin).deployments)}: "
+        "the pin was edited by hand"
+    ], again.stderr
+    restored = Pin.model_validate_json(
+        stacks.pulumi("prod", "config", "get", "agentform:release").stdout
+    )
+    assert restored.verified().deployments == Pin.model_validate_json(pinned).deployments
 
     # A workload prod's program declares but the release lacks fails prod's preview, named.
     valid = Pin.model_validate_json(pinned)

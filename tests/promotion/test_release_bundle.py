@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -49,6 +50,53 @@ def test_same_deployments_give_the_same_digest_in_any_order() -> None:
     assert first.deployments[0].configuration.memory_mb == 512  # the default, filled in
     changed = bundle_from_state(_state(a, _deployment("b", memory_mb=2048)))
     assert changed.digest != first.digest
+
+
+def test_the_digest_covers_what_is_promoted_not_the_versions() -> None:
+    # The same release on another stack runs other versions (its own connections, ...).
+    dev = bundle_from_state(_state(_deployment("a", version="v-dev")))
+    prod = bundle_from_state(_state(_deployment("a", version="v-prod")))
+    assert dev.digest == prod.digest
+    assert prod.deployments[0].version == "v-prod"  # still in the bundle, for reading
+    # A default set explicitly is the same deployment as one left unset.
+    explicit = bundle_from_state(_state(_deployment("a", memory_mb=512, timeout_s=60)))
+    assert explicit.digest == dev.digest
+    for other in (
+        _deployment("a", artifact="sha256:" + "c" * 64),
+        _deployment("a", config={"k": "v"}),
+        _deployment("a", timeout_s=30),
+        _deployment("a", policies=["eu"], policy_specs=[{"type": "location"}]),
+    ):
+        assert bundle_from_state(_state(other)).digest != dev.digest
+
+
+def test_a_pin_written_before_versions_left_the_digest_is_accepted() -> None:
+    # Then: defaults filled in, and the digest over the whole entries, versions included.
+    entry = {
+        "kind": "functions",
+        "name": "a",
+        "artifact": ARTIFACT,
+        "configuration": {"memory_mb": 512, "timeout_s": 60, "config": {}},
+        "policies": [],
+        "version": "v1",
+    }
+    canonical = json.dumps([entry], sort_keys=True, separators=(",", ":"))
+    old_digest = "rel-" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    old = {
+        "digest": old_digest,
+        "deployments": [entry],
+        "origin": "dev",
+        "promoted_at": "2026-01-01T00:00:00+00:00",
+        "promoted_by": "me@here",
+        "with_policies": False,
+    }
+    pin = parse_pin(json.dumps(old))
+    assert pin is not None
+    # It comes back with today's digest: the one `release show` prints for these deployments.
+    assert pin.digest == bundle_from_state(_state(_deployment("a"))).digest != old_digest
+    old["deployments"][0]["artifact"] = "sha256:" + "b" * 64  # type: ignore[index]
+    with pytest.raises(ReleaseError, match="edited by hand"):
+        parse_pin(json.dumps(old))
 
 
 def test_a_hand_edited_pin_is_refused_with_the_reason() -> None:
