@@ -188,6 +188,10 @@ class AgentformProvider(ResourceProvider):
     def remove(self, platform: Platform, state: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def claim(self, platform: Platform, inputs: dict[str, Any]) -> None:
+        """Before `create` applies: raise `ProviderError` when the platform already has this
+        object in a state this resource must not take over (by default it takes it)."""
+
     # --- helpers ------------------------------------------------------------------------------
 
     @staticmethod
@@ -293,6 +297,7 @@ class AgentformProvider(ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         with self.platform(props) as platform:
+            self.claim(platform, props)
             outs = self.apply(platform, props)
         return CreateResult(self.identity(props), {**props, **outs})
 

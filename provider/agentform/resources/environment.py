@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pulumi
 from pulumi.dynamic import CheckFailure
 
-from agentform.resources._provider import AgentformProvider, name_failures, typed_options
+from agentform.resources._provider import (
+    AgentformProvider,
+    ProviderError,
+    name_failures,
+    typed_options,
+)
 from agentform.resources.policy import Policy
 from agentform.settings import connection_inputs
 from agentform_runtime.specs import EnvironmentSpec
@@ -26,11 +31,34 @@ class EnvironmentProvider(AgentformProvider):
         body: dict[str, Any] = {k: inputs[k] for k in ("description", "policies") if k in inputs}
         return failures + self.model_failures(EnvironmentSpec, body, self.label)
 
-    def apply(self, platform: Platform, inputs: dict[str, Any]) -> dict[str, Any]:
-        spec = EnvironmentSpec(
+    @staticmethod
+    def spec(inputs: dict[str, Any]) -> EnvironmentSpec:
+        return EnvironmentSpec(
             description=inputs.get("description", ""), policies=inputs.get("policies", [])
         )
-        return platform.put_environment(inputs["name"], spec)
+
+    def claim(self, platform: Platform, inputs: dict[str, Any]) -> None:
+        """Refuse to take over an environment another stack or project manages: one with the
+        same name and other settings. One with the same settings is adopted, so a create
+        retried after a failure, or after the stack's state was lost, still works."""
+        current = platform.get_environment(inputs["name"])
+        if current is None:
+            return
+        found = EnvironmentSpec(
+            description=current.get("description") or "",
+            policies=current.get("policies") or [],
+        )
+        if found == self.spec(inputs):
+            return
+        where = "on AWS" if self.settings.platform == "aws" else "on the host"
+        raise ProviderError(
+            f"{self.describe(inputs)}: environment '{inputs['name']}' already exists {where} "
+            "with other settings (another stack or project manages it); give this Environment "
+            "another name= (or use another stack name), or delete that environment first"
+        )
+
+    def apply(self, platform: Platform, inputs: dict[str, Any]) -> dict[str, Any]:
+        return platform.put_environment(inputs["name"], self.spec(inputs))
 
     def fetch(self, platform: Platform, state: dict[str, Any]) -> dict[str, Any] | None:
         current = platform.get_environment(state["name"])
@@ -45,7 +73,10 @@ class EnvironmentProvider(AgentformProvider):
 class Environment(pulumi.dynamic.Resource, module="agentform", name="Environment"):
     """A named stage (`development`, `production`, ...) with environment-level policies.
 
-    One Pulumi stack manages one environment, named after the stack unless `name=` is given."""
+    One Pulumi stack manages one environment, named after the stack unless `name=` is given.
+    Creating it never takes over another stack's: it fails when the platform already has an
+    environment of that name with another description or other policies, and adopts one with
+    the same settings."""
 
     name: pulumi.Output[str]
     """The environment's name on the platform."""
@@ -86,5 +117,12 @@ class Environment(pulumi.dynamic.Resource, module="agentform", name="Environment
                 "run_url": None,
                 **connection_inputs(),
             },
-            typed_options(opts),
+            # Replacements delete the old environment first, even forced ones (`pulumi up
+            # --replace`, create-before-delete by default): old and new have the same name on
+            # the platform, so deleting the old one last would delete the new one.
+            typed_options(
+                pulumi.ResourceOptions.merge(
+                    pulumi.ResourceOptions(delete_before_replace=True), opts
+                )
+            ),
         )
