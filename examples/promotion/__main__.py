@@ -65,7 +65,7 @@ model = ModelApi(
     "model",
     provider="openai-compatible",
     model="scripted-test-model",
-    base_url=config.get("test_model_url") or "http://127.0.0.1:4870/v1",
+    base_url=config.get("test_model_url") or "http://127.0.0.1:4881/v1",
     connection=connection,
 )
 order_status = Function("order-status", code=here / "tools", entrypoint="orders:order_status")
