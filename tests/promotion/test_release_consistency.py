@@ -72,13 +72,19 @@ def test_one_digest_on_both_stacks_and_the_same_versions_once_unpinned(
     )
     assert set(change_summary(stacks.preview("prod"))) == {"same"}
 
-    # Unpinned, prod builds the same code from its working tree. The pin set memory_mb and
-    # timeout_s on every deployment (the defaults, filled in) where the program leaves them
-    # unset: the next `up` updates each deployment's inputs, but no version changes.
+    # Unpinned, prod builds the same code from its working tree. The pin wrote out memory_mb
+    # and timeout_s (the defaults) where the program leaves them unset: that is no change.
+    # What does change is what prod keeps of its own: the specialist's deployment-level
+    # policies (promoted --with-policies, prod declares none).
     unpinned = _in_project(stacks, "release", "unpin", "prod")
     assert unpinned.returncode == 0, unpinned.output
-    summary = change_summary(stacks.preview("prod"))
-    assert summary["update"] == 4 and set(summary) == {"same", "update"}, summary
+    preview = stacks.pulumi("prod", "preview", "--json", "--diff")
+    updates = {
+        step["urn"].rsplit("::", 1)[1]: sorted(step.get("diffReasons", []))
+        for step in preview.json()["steps"]
+        if step["op"] == "update"
+    }
+    assert updates == {"orders-specialist-deployment": ["policies", "policy_specs"]}, updates
     running = _versions(stacks, "prod")
     stacks.up("prod")
     assert _versions(stacks, "prod") == running

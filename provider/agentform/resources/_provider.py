@@ -162,6 +162,8 @@ class AgentformProvider(ResourceProvider):
     replace_on: ClassVar[tuple[str, ...]] = ("name",)
     #: Inputs compared by diff (everything the user sets).
     fields: ClassVar[tuple[str, ...]] = ("name",)
+    #: What an unset input means, for inputs whose default diff must not tell from unset.
+    defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, resource_name: str = "") -> None:
         super().__init__()
@@ -187,6 +189,12 @@ class AgentformProvider(ResourceProvider):
 
     def remove(self, platform: Platform, state: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    def _given(self, props: dict[str, Any], field: str) -> Any:
+        """An input's value, its default when unset: leaving an input unset and setting it to
+        its default are the same (a pin, for one, writes the defaults out)."""
+        value = props.get(field)
+        return self.defaults.get(field) if value is None else value
 
     def claim(self, platform: Platform, inputs: dict[str, Any]) -> None:
         """Before `create` applies: raise `ProviderError` when the platform already has this
@@ -270,7 +278,11 @@ class AgentformProvider(ResourceProvider):
         return CheckResult(news, self.validate(news))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [f for f in self.fields if is_unknown(news.get(f)) or olds.get(f) != news.get(f)]
+        changed = [
+            f
+            for f in self.fields
+            if is_unknown(news.get(f)) or self._given(olds, f) != self._given(news, f)
+        ]
         replaces = [f for f in changed if f in self.replace_on]
         _install_detailed_diffs()
         _detail.kinds = self.detailed_diff(olds, news, changed)

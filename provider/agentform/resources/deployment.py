@@ -135,6 +135,9 @@ class DeploymentProvider(AgentformProvider):
         # `refresh` sees `live` moved out of band, the next `up` moves it back.
         "version",
     )
+    defaults: ClassVar[dict[str, Any]] = {
+        key: DeploymentSpec.model_fields[key].default for key in ("memory_mb", "timeout_s")
+    }
 
     def _label(self, inputs: dict[str, Any]) -> str:
         return self.describe(inputs)
