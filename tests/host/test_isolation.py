@@ -21,6 +21,7 @@ import httpx
 import psutil
 
 from agentform_runtime.host.running.worker import WORKER_PATH
+from agentform_runtime.host.running.zygote import WORKER_NICENESS
 from tests.support.hosts import RunningHost
 from tests.support.polling import wait_until
 from tests.support.runtime_clients import IdleWorker
@@ -57,6 +58,7 @@ def _read(path: str) -> str:
 def main(state_dir: str = "", runtime_api: str = "", artifact_dir: str = "") -> dict:
     found = {"pid": os.getpid(), "uid": os.getuid(), "processes": {}, "path": os.environ["PATH"]}
     found["own_environ"] = _read("/proc/self/environ")
+    found["niceness"] = os.nice(0)
     for pid in os.listdir("/proc"):
         if pid.isdigit() and int(pid) != os.getpid():
             found["processes"][pid] = _read(f"/proc/{pid}/environ")
@@ -160,6 +162,8 @@ def test_a_worker_sees_no_other_process_no_state_dir_and_no_other_artifact(
     # Lambda's kind of PATH, not the host's (which names the host's own tool directories).
     assert found["path"] == WORKER_PATH != os.environ["PATH"]
     assert os.environ["PATH"] not in found["own_environ"]
+    # Below the host in the scheduler (the host runs at this process's niceness).
+    assert found["niceness"] == min(os.nice(0) + WORKER_NICENESS, 19)
 
 
 # Reads its own memory (a fork of the zygote, as every worker) for what follows `prefix`.

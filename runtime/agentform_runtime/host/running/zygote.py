@@ -48,6 +48,10 @@ from agentform_runtime.host import sandbox
 from agentform_runtime.host.running.workload_imports import WorkloadPackages
 
 _PR_SET_PDEATHSIG = 1
+# Workers run this much nicer than the host: the host's one event loop serves every request
+# and every worker's Runtime API, so when busy workers outnumber the cores it keeps its share
+# of the CPU instead of queueing behind them (throughput then holds as concurrency grows).
+WORKER_NICENESS = 5
 # What every workload imports anyway: paid once here instead of in every cold start. Not
 # awslambdaric's C client (`runtime_client`, imported by `awslambdaric.bootstrap`): it reads
 # AWS_LAMBDA_RUNTIME_API once, when its library loads, so each worker loads it itself.
@@ -181,6 +185,7 @@ def _bootstrap(request: dict[str, Any], task_root: str, preloaded: str) -> Calla
     """What the worker runs: its secrets, the artifact's runtime, then awslambdaric's loop."""
 
     def run() -> None:
+        os.nice(WORKER_NICENESS)
         if request.get("fetch_secrets"):
             _fetch_secrets(request["env"]["AWS_LAMBDA_RUNTIME_API"])
         os.chdir(task_root)
