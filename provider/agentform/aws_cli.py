@@ -32,15 +32,18 @@ def trace(
         return read(table_name(environment), request_or_trace_id, platform.aws.client("dynamodb"))
 
 
-def status(region: str | None, endpoint_url: str | None) -> tuple[str, list[dict[str, Any]]]:
-    """(the region, every deployment of every environment on AWS, as `status` rows)."""
+def status(
+    region: str | None, endpoint_url: str | None
+) -> tuple[str, list[str], list[dict[str, Any]]]:
+    """(the region, every environment on AWS, every deployment of them as `status` rows)."""
     from agentform.platforms.aws import catalog
     from agentform.platforms.aws.session import aws_errors
 
     @aws_errors
-    def read(platform: Any) -> list[dict[str, Any]]:
+    def read(platform: Any) -> tuple[list[str], list[dict[str, Any]]]:
         rows = []
-        for environment, _spec in catalog.list_records(platform.aws, "environments"):
+        environments = [name for name, _spec in catalog.list_records(platform.aws, "environments")]
+        for environment in environments:
             for path, _record in catalog.list_records(platform.aws, f"deployments/{environment}"):
                 kind, name = path.split("/", 1)
                 view = platform.get_deployment(DeploymentKey(environment, kind, name))
@@ -60,10 +63,10 @@ def status(region: str | None, endpoint_url: str | None) -> tuple[str, list[dict
                         "lambda_version": view["lambda_version"],
                     }
                 )
-        return rows
+        return environments, rows
 
     with _platform(region, endpoint_url) as platform:
-        return platform.aws.home_region, read(platform)
+        return platform.aws.home_region, *read(platform)
 
 
 def create_api_key(

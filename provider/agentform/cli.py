@@ -407,8 +407,7 @@ def status(
     """Show the host and every deployment (a table on a terminal, tab-separated otherwise)."""
     _check_platform(platform_name)
     if platform_name == "aws":
-        where, rows = _on_aws(lambda aws: aws.status(region, aws_endpoint_url))
-        environments = sorted({row["environment"] for row in rows})
+        where, environments, rows = _on_aws(lambda aws: aws.status(region, aws_endpoint_url))
         heading = f"aws {where}: {len(rows)} deployment(s) in {len(environments)} environment(s)"
         _print_status(heading, rows, as_json)
         return

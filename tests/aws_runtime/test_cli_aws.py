@@ -75,9 +75,16 @@ def test_traces_and_status_read_an_aws_stack(
         assert (row["environment"], row["status"]) == ("development", "live")
         assert row["version"] == outputs[f"{name.split('/')[1]}_version"]
         assert row["url"] == outputs[f"{name.split('/')[1]}_url"]
+    # An environment with no deployment yet counts in the heading too.
+    ssm = aws_platform.router.client("ssm")
+    record = ssm.get_parameter(Name="/agentform/environments/development")["Parameter"]
+    ssm.put_parameter(Name="/agentform/environments/empty", Value=record["Value"], Type="String")
+    records = ssm.get_parameters_by_path(Path="/agentform/environments")["Parameters"]
+    assert len(records) > 1  # more than the one environment that has deployments
     table = _agentform(aws_platform, "status")
     assert table.returncode == 0, table.stderr
-    assert table.stdout.splitlines()[0] == f"aws {REGION}: 4 deployment(s) in 1 environment(s)"
+    heading = f"aws {REGION}: 4 deployment(s) in {len(records)} environment(s)"
+    assert table.stdout.splitlines()[0] == heading
 
 
 def test_api_key_create_on_aws(

@@ -7,6 +7,7 @@ points every client at an emulator such as moto or LocalStack."""
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
@@ -97,12 +98,15 @@ class AwsSession:
 
     def __init__(self, region: str | None, endpoint_url: str | None) -> None:
         self._shared = _clients(region, endpoint_url)
-        region = region or self._shared.session.region_name
+        # boto3 reads AWS_DEFAULT_REGION and the profile; AWS_REGION is what the other SDKs
+        # (and Lambda) set, so it counts too.
+        region = region or self._shared.session.region_name or os.environ.get("AWS_REGION")
         if not region:
             raise AgentformError(
                 400,
                 "NoRegion",
-                "no AWS region: set `pulumi config set agentform:region <region>` or AWS_REGION",
+                "no AWS region: set `pulumi config set agentform:region <region>`, AWS_REGION "
+                "or AWS_DEFAULT_REGION",
             )
         self.home_region: str = region
 

@@ -1,7 +1,9 @@
 """boto3 clients and secrets, one of each per process, so warm invocations reuse them.
 
-Endpoints follow boto3's own settings (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`), the
-region Lambda's `AWS_REGION`."""
+Endpoints follow boto3's own settings (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`).
+Regions: the environment's table and secrets are in its home region (`AGENTFORM_HOME_REGION`,
+the stack's `agentform:region`), which is not the function's own (Lambda's `AWS_REGION`) when
+a location policy placed it elsewhere; a hop goes to its target's region."""
 
 from __future__ import annotations
 
@@ -14,22 +16,34 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from agentform_runtime.aws_contract import TABLE_VAR
+from agentform_runtime.aws_contract import HOME_REGION_VAR, TABLE_VAR
 
 _lock = threading.Lock()
 _secrets: dict[str, str] = {}
 
 
+def own_region() -> str:
+    """The region this function runs in."""
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def home_region() -> str:
+    """The environment's region: its table, secrets and API-key index are there."""
+    return os.environ.get(HOME_REGION_VAR) or own_region()
+
+
 @functools.cache
-def client(service: str) -> Any:
-    """A client for `service`; a hop waits as long as its callee may run, and is not retried
-    (a retried Invoke would run the callee twice)."""
+def client(service: str, region: str | None = None) -> Any:
+    """A client for `service` in `region` (default: the environment's home region); a hop
+    waits as long as its callee may run, and is not retried (a retried Invoke would run the
+    callee twice)."""
     if service == "lambda":
         config = Config(read_timeout=900, connect_timeout=5, retries={"total_max_attempts": 1})
     else:
         config = Config(retries={"mode": "standard"})
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    return boto3.session.Session().client(service, region_name=region, config=config)
+    return boto3.session.Session().client(
+        service, region_name=region or home_region(), config=config
+    )
 
 
 def table() -> str:

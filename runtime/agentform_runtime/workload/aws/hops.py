@@ -120,7 +120,10 @@ class LambdaHopClient(HostClient):
         token = hop_token.sign(claims, target, self.deadline or 0.0)
         event = _event(path, body, token, self.context.traceparent, self.context.request_id)
         try:
-            answer = clients.client("lambda").invoke(FunctionName=arn, Payload=event)
+            # Lambda answers only for functions of the client's own region.
+            answer = clients.client("lambda", arn.split(":")[3]).invoke(
+                FunctionName=arn, Payload=event
+            )
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             text = exc.response.get("Error", {}).get("Message", str(exc))
