@@ -10,7 +10,9 @@ Per environment the deployer creates:
   tokens (a random string);
 - per integration connection, one Secrets Manager secret, `connection_secret_name(name)`,
   holding the JSON `{"provider", "config", "secrets"}` (what the local host hands a model
-  workload as AGENTFORM_CONNECTION); only model deployments' roles may read it;
+  workload as AGENTFORM_CONNECTION, a function as one entry of AGENTFORM_CONNECTIONS); only
+  the roles of the model deployments naming it (`connection`) and of the function deployments
+  declaring it (`connections`) may read it;
 - when the stack sets `agentform:jwtSecret`, one Secrets Manager secret,
   `jwt_secret_name(environment)`, whose string is the end users' HS256 key;
 - the end-user JWT settings (`agentform:jwtSecret`, `agentform:jwksUrl`), in `AUTH_VAR` of
@@ -27,7 +29,8 @@ What the workload expects of them (`agentform_runtime.workload.aws`; added with 
 - the function's handler is the manifest's (`agentform_runtime.workload.handler.handle`), its
   function URL (auth type NONE: the handler authenticates) on the `live` alias;
 - `CONNECTION_SECRET_VAR`'s secret holds the connection as JSON:
-  `{"provider": ..., "config": {...}, "secrets": {...}}` (a `ConnectionSpec`);
+  `{"provider": ..., "config": {...}, "secrets": {...}}` (a `ConnectionSpec`), and so does
+  each secret `CONNECTION_SECRETS_VAR` names (a function's `ctx.connections[name]`);
 - `AUTH_VAR` is set on every function end users reach with JWTs (API keys need nothing);
   `jwt_secret_arn` names a secret whose string is the HS256 secret;
 - an environment API key is the item `workload.aws.identity.api_key_item(...)` in the table
@@ -38,7 +41,8 @@ What the workload expects of them (`agentform_runtime.workload.aws`; added with 
   `PutItem` and `UpdateItem` on the table (lineage, budgets, API keys; writes go through
   `TransactWriteItems`), `dynamodb:GetItem` on `API_KEY_INDEX_TABLE`, and
   `secretsmanager:GetSecretValue` on the hop key, the JWT secret
-  (with JWT settings) and its connection's secret (models);
+  (with JWT settings), its connection's secret (models) and its declared connections'
+  secrets (functions);
 - lineage records are read back with `workload.aws.lineage.trace(table, id)` (for
   `agentform traces` and `status` against `aws`; `dynamodb:Query` for the reader).
 """
@@ -62,6 +66,10 @@ MAX_VARIABLES_BYTES = 4096  # Lambda's limit, measured on the variables as compa
 TABLE_VAR = "AGENTFORM_TABLE"  # the environment's DynamoDB table
 HOP_KEY_SECRET_VAR = "AGENTFORM_HOP_KEY_SECRET"  # ARN of the hop-token key secret
 CONNECTION_SECRET_VAR = "AGENTFORM_CONNECTION_SECRET"  # ARN of its connection's secret, if any
+# A function's declared connections (`connections=[...]`): compact JSON {"<name>": "<ARN of
+# its secret>", ...}, set only when it declares any. ARNs, never values: the workload reads
+# each secret once per process into `ctx.connections[name]`.
+CONNECTION_SECRETS_VAR = "AGENTFORM_CONNECTION_SECRETS"
 # The region of the environment's table and secrets (the stack's `agentform:region`), which a
 # location policy may make differ from the function's own AWS_REGION.
 HOME_REGION_VAR = "AGENTFORM_HOME_REGION"

@@ -16,7 +16,7 @@ import json
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -27,6 +27,7 @@ from agentform.platforms.aws.session import AwsSession, error_code, is_missing
 from agentform_runtime.aws_contract import (
     AUTH_VAR,
     CONNECTION_SECRET_VAR,
+    CONNECTION_SECRETS_VAR,
     HOME_REGION_VAR,
     HOP_KEY_SECRET_VAR,
     LIVE_ALIAS,
@@ -37,6 +38,7 @@ from agentform_runtime.aws_contract import (
     TARGETS_VAR,
     connection_secret_name,
     function_name,
+    jwt_secret_name,
     table_name,
 )
 from agentform_runtime.errors import AgentformError
@@ -51,6 +53,8 @@ from agentform_runtime.specs import (
 )
 
 MIN_INSTANCES_TAG = "agentform:min-instances"  # what provisioned concurrency was last set to
+CONNECTIONS_TAG = "agentform:connections"  # a function's declared connections, for people
+MAX_TAG_VALUE = 256  # AWS's limit on a tag value (Lambda and IAM)
 KEEP_VERSIONS = 5  # published versions kept for rollback (besides live and previous)
 # A public (auth NONE) function URL needs both statements: since October 2025 Lambda also
 # checks lambda:InvokeFunction, which the second grants only for calls through the URL.
@@ -116,6 +120,8 @@ class Resolved:
     table_arn: str
     hop_key_arn: str
     connection_arn: str | None
+    # A function's declared connections: name -> its secret's ARN (CONNECTION_SECRETS_VAR).
+    connections: dict[str, str] = field(default_factory=dict)
     jwt_secret_arn: str | None = None  # with agentform:jwtSecret
     auth: str = ""  # AGENTFORM_AUTH ("" when no JWT settings)
 
@@ -153,6 +159,12 @@ class Deployer:
         data = catalog.read_artifact(self.aws, spec.artifact)
         manifest = _manifest(data)
         resolved = self._resolve(key, spec, manifest, records)
+        # Everything above only read: Lambda's 4 KB of variables is checked before anything
+        # on AWS changes (the JWT secret, the role, the function), so a deployment too large
+        # leaves nothing behind.
+        self._variables(key, spec, effective, replace(resolved, auth=self._planned_auth(key)))
+        jwt_secret_arn, auth_var = auth.resolve(self.aws, key.environment, self.jwt)
+        resolved = replace(resolved, jwt_secret_arn=jwt_secret_arn, auth=auth_var)
         role_arn, new_role = self._put_role(key, spec, placement, resolved)
         variables = self._variables(key, spec, effective, resolved)
         name = function_name(key)
@@ -216,7 +228,16 @@ class Deployer:
         manifest: Manifest,
         records: dict[str, dict[str, Any]],
     ) -> Resolved:
-        """The ARNs this deployment's role and variables name."""
+        """The ARNs this deployment's role and variables name (reads only; the JWT secret,
+        which `auth.resolve` may write, comes later)."""
+        if spec.connections and key.kind != WorkloadKind.FUNCTIONS.value:
+            raise AgentformError(
+                400,
+                "InvalidField",
+                f"connections: only functions read connections; a {key.kind} deployment "
+                "cannot declare them (a model API names its one `connection`)",
+                field="connections",
+            )
         table_arn, hop_key_arn = catalog.environment_arns(self.aws, key.environment)
         connection_arn = None
         if spec.connection and key.kind == WorkloadKind.MODELS.value:
@@ -228,6 +249,19 @@ class Deployer:
                     f"connection '{spec.connection}' is not on AWS: declare its "
                     "IntegrationConnection in the same stack",
                 )
+        connections = {
+            name: catalog.secret_arn(self.aws, connection_secret_name(name))
+            for name in sorted(spec.connections)
+        }
+        missing = [name for name, arn in connections.items() if arn is None]
+        if missing:
+            raise AgentformError(
+                409,
+                "ConnectionMissing",
+                f"connections {missing} are not on AWS: declare each IntegrationConnection "
+                "in the same stack",
+                field="connections",
+            )
         declared = [
             *((WorkloadKind.FUNCTIONS, n) for n in manifest.functions),
             *((WorkloadKind.MODELS, n) for n in manifest.models),
@@ -243,10 +277,36 @@ class Deployer:
             targets[f"{kind.value}/{target}"] = self.aws.lambda_arn(
                 region, function_name(target_key), LIVE_ALIAS
             )
-        # End users reach every deployment at its function URL, as every /run path on the
-        # local host: each verifies JWTs with the stack's current settings.
-        jwt_secret_arn, auth_var = auth.resolve(self.aws, key.environment, self.jwt)
-        return Resolved(targets, table_arn, hop_key_arn, connection_arn, jwt_secret_arn, auth_var)
+        return Resolved(
+            targets=targets,
+            table_arn=table_arn,
+            hop_key_arn=hop_key_arn,
+            connection_arn=connection_arn,
+            connections={name: arn for name, arn in connections.items() if arn},
+        )
+
+    def _planned_auth(self, key: DeploymentKey) -> str:
+        """`AGENTFORM_AUTH` as `auth.resolve` will make it, without writing anything: the JWT
+        secret's ARN as it is (or, not made yet, as long as AWS's will be) and a version id as
+        long as a real one. Only for the size check before any change. End users reach every
+        deployment at its function URL, as every /run path on the local host: each verifies
+        JWTs with the stack's current settings."""
+        if not self.jwt.configured:
+            return ""
+        arn = version = None
+        if self.jwt.secret:
+            name = jwt_secret_name(key.environment)
+            arn = catalog.secret_arn(self.aws, name) or (
+                f"arn:{self.aws.partition}:secretsmanager:{self.aws.home_region}:"
+                f"{self.aws.account}:secret:{name}-XXXXXX"
+            )
+            version = "0" * 36  # Secrets Manager's version ids are UUIDs
+        planned = {
+            "jwt_secret_arn": arn,
+            "jwt_secret_version": version,
+            "jwks_url": self.jwt.jwks_url,
+        }
+        return json.dumps({k: v for k, v in planned.items() if v}, sort_keys=True)
 
     def _put_role(
         self, key: DeploymentKey, spec: DeploymentSpec, placement: Placement, resolved: Resolved
@@ -263,6 +323,7 @@ class Deployer:
             connection_arn=resolved.connection_arn,
             jwt_secret_arn=resolved.jwt_secret_arn,
             log_group_arn=log_group,
+            connection_arns=list(resolved.connections.values()),
         )
         return iam.put_role(self.aws, name, policy, self._tags(key, spec))
 
@@ -291,6 +352,10 @@ class Deployer:
         }
         if resolved.connection_arn:
             variables[CONNECTION_SECRET_VAR] = resolved.connection_arn
+        if resolved.connections:  # only when declared: other functions' versions stay the same
+            variables[CONNECTION_SECRETS_VAR] = json.dumps(
+                resolved.connections, sort_keys=True, separators=(",", ":")
+            )
         if resolved.auth:
             variables[AUTH_VAR] = resolved.auth
         _check_variables_size(variables)
@@ -306,6 +371,7 @@ class Deployer:
             MIN_INSTANCES_TAG: str(spec.scaling.min_instances),
             "agentform:idle-timeout": str(spec.scaling.idle_timeout_s),
             "agentform:connection": spec.connection or "",
+            CONNECTIONS_TAG: _names_tag(spec.connections),
         }
 
     def _put_function(
@@ -545,6 +611,8 @@ class Deployer:
             "policies": tags.get("agentform:policies", "").split(),
             "enabled": enabled,
             "connection": tags.get("agentform:connection") or None,
+            # From the live version's variables (its exact list, however long), not the tag.
+            "connections": sorted(json.loads(variables.get(CONNECTION_SECRETS_VAR, "{}"))),
             "config": json.loads(variables.get("AGENTFORM_CONFIG", "{}")),
         }
         return {
@@ -632,6 +700,19 @@ def _check_variables_size(variables: dict[str, str]) -> None:
         + ". Make the deployment's `config` smaller (or move it into the code), or declare "
         "fewer targets",
     )
+
+
+def _names_tag(names: list[str]) -> str:
+    """Names, space-separated and sorted, within a tag value's 256 characters: when they do
+    not all fit, as many whole names as fit and `+N` for the rest (the deployment reads its
+    connections back from its variables, never from this tag)."""
+    ordered = sorted(names)
+    for shown in range(len(ordered), -1, -1):
+        rest = len(ordered) - shown
+        value = " ".join(ordered[:shown] + ([f"+{rest}"] if rest else []))
+        if len(value) <= MAX_TAG_VALUE:
+            return value
+    return ""
 
 
 def _layer_arns(configuration: dict[str, Any]) -> list[str]:

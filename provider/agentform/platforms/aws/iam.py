@@ -3,13 +3,15 @@
 - `lambda:InvokeFunction` on exactly the `live` aliases its version declares (none: no such
   statement);
 - `secretsmanager:GetSecretValue` on its own connection's secret (model deployments only), on
-  its environment's hop-key secret and, with JWT settings, on the environment's JWT secret;
+  the secrets of exactly the connections it declares (function deployments only), on its
+  environment's hop-key secret and, with JWT settings, on the environment's JWT secret;
 - its environment's DynamoDB table, reads of the account's API-key index, and its own
   CloudWatch log group."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from agentform.platforms.aws.session import AwsSession, is_missing
@@ -36,6 +38,7 @@ def role_policy(
     connection_arn: str | None,
     log_group_arn: str,
     jwt_secret_arn: str | None = None,
+    connection_arns: Sequence[str] = (),
 ) -> dict[str, Any]:
     statements: list[dict[str, Any]] = []
     if targets:
@@ -48,6 +51,7 @@ def role_policy(
             }
         )
     secrets = [hop_key_arn] + [arn for arn in (connection_arn, jwt_secret_arn) if arn]
+    secrets += sorted(set(connection_arns) - set(secrets))  # a function's `connections`
     statements += [
         {
             "Sid": "Secrets",

@@ -37,8 +37,23 @@ for model in declared["models"]:
         base_url=model["base_url"],
         connection=key,
     )
+# Integration connections that functions declare (`connections=[...]`), if any.
+connections = {
+    c["name"]: IntegrationConnection(
+        c["name"],
+        provider=c["provider"],
+        config=c.get("config") or {},
+        secrets={k: pulumi.Output.secret(v) for k, v in (c.get("secrets") or {}).items()},
+    )
+    for c in declared.get("connections", [])
+}
 functions = {
-    f["name"]: Function(f["name"], code=f["code"], entrypoint=f["entrypoint"])
+    f["name"]: Function(
+        f["name"],
+        code=f["code"],
+        entrypoint=f["entrypoint"],
+        connections=[connections[c] for c in f.get("connections", [])],
+    )
     for f in declared["functions"]
 }
 agents: dict[str, Agent] = {}
