@@ -1,10 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from agentform.platforms import PlatformSettings, open_platform
+from agentform.platforms.aws import AwsPlatform
 from tests.aws.moto_server import CREDENTIALS, REGION, Moto
 from tests.support.engine import PulumiProject
 
@@ -47,3 +49,31 @@ def aws_project(tmp_path: Path, pulumi_bin: Path, moto: Moto):  # type: ignore[n
         return project
 
     return make
+
+
+@pytest.fixture
+def aws(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., AwsPlatform]]:
+    """Open AwsPlatforms on moto: `aws(readiness="state", **stack_config)` (moto runs no code,
+    so a readiness invocation cannot succeed there); each is closed at the end."""
+    for key, value in CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    opened: list[AwsPlatform] = []
+
+    def make(readiness: str = "state", **config: str) -> AwsPlatform:
+        settings = PlatformSettings.from_config(
+            {
+                "agentform:platform": "aws",
+                "agentform:region": REGION,
+                "agentform:awsEndpointUrl": moto.url,
+                "agentform:awsReadiness": readiness,
+                **config,
+            }
+        )
+        platform = open_platform(settings, "")
+        assert isinstance(platform, AwsPlatform)
+        opened.append(platform)
+        return platform
+
+    yield make
+    for platform in opened:
+        platform.close()

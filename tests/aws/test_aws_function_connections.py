@@ -5,13 +5,11 @@ deployment over Lambda's 4 KB of variables is refused before anything on AWS cha
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from agentform.packaging import build_artifact
-from agentform.platforms import PlatformSettings, open_platform
 from agentform.platforms.aws import AwsPlatform, functions
 from agentform_runtime.aws_contract import (
     CONNECTION_SECRETS_VAR,
@@ -28,38 +26,11 @@ from agentform_runtime.specs import (
     Manifest,
     WorkloadKind,
 )
-from tests.aws.moto_server import CREDENTIALS, REGION, Moto
+from tests.aws.moto_server import Moto
 
 KEY = DeploymentKey("dev", "functions", "tool")
 NAME = "agentform-dev-functions-tool"
 PASSWORD = "pg-SECRET-4242"
-
-
-@pytest.fixture
-def aws(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Open an AwsPlatform on moto (readiness `state`: moto runs no code)."""
-    for key, value in CREDENTIALS.items():
-        monkeypatch.setenv(key, value)
-    opened: list[AwsPlatform] = []
-
-    def make(**config: str) -> AwsPlatform:
-        settings = PlatformSettings.from_config(
-            {
-                "agentform:platform": "aws",
-                "agentform:region": REGION,
-                "agentform:awsEndpointUrl": moto.url,
-                "agentform:awsReadiness": "state",
-                **config,
-            }
-        )
-        platform = open_platform(settings, "")
-        assert isinstance(platform, AwsPlatform)
-        opened.append(platform)
-        return platform
-
-    yield make
-    for platform in opened:
-        platform.close()
 
 
 def _function(platform: AwsPlatform, name: str = "tool") -> str:

@@ -4,49 +4,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from botocore.stub import Stubber
 
 from agentform.packaging import build_artifact
-from agentform.platforms import PlatformSettings, open_platform
+from agentform.platforms import PlatformSettings
 from agentform.platforms.aws import AwsPlatform, catalog, functions
 from agentform.platforms.aws.regions import placement_failure, region_for
 from agentform_runtime.aws_contract import LIVE_ALIAS, function_name
 from agentform_runtime.errors import AgentformError
 from agentform_runtime.specs import DeploymentKey, EnvironmentSpec, Manifest, WorkloadKind
-from tests.aws.moto_server import CREDENTIALS, REGION, Moto
+from tests.aws.moto_server import REGION, Moto
 
 KEY = DeploymentKey("dev", "functions", "tool")
 NAME = "agentform-dev-functions-tool"
-
-
-@pytest.fixture
-def aws(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Open an AwsPlatform on moto with the given readiness."""
-    for key, value in CREDENTIALS.items():
-        monkeypatch.setenv(key, value)
-    opened: list[Any] = []
-
-    def make(readiness: str = "state") -> AwsPlatform:
-        settings = PlatformSettings.from_config(
-            {
-                "agentform:platform": "aws",
-                "agentform:region": REGION,
-                "agentform:awsEndpointUrl": moto.url,
-                "agentform:awsReadiness": readiness,
-            }
-        )
-        platform = open_platform(settings, "")
-        assert isinstance(platform, AwsPlatform)
-        opened.append(platform)
-        return platform
-
-    yield make
-    for platform in opened:
-        platform.close()
 
 
 def _artifact(platform: AwsPlatform) -> str:

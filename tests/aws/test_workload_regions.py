@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from agentform.platforms.aws import catalog
+from agentform.platforms.aws.session import AwsSession
 from agentform_runtime.aws_contract import (
     API_KEY_INDEX_TABLE,
     HOME_REGION_VAR,
@@ -50,24 +52,10 @@ def placed_elsewhere(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mo
         clients.forget_secrets()
 
 
-def _table(moto: Moto, name: str) -> None:
-    moto.client("dynamodb").create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-
-
 def test_an_api_key_is_checked_in_the_home_regions_tables(placed_elsewhere: Moto) -> None:
+    home = AwsSession(REGION, placed_elsewhere.url)
     for name in (TABLE, API_KEY_INDEX_TABLE):
-        _table(placed_elsewhere, name)
+        catalog.put_table(home, name, {})  # as the deployer makes them
     key = "afk_" + "k" * 40
     identity.put_api_key(TABLE, "key_1", key, "dev", placed_elsewhere.client("dynamodb"))
     assert identity.end_user({"authorization": f"Bearer {key}"}, "dev") == "api-key:key_1"
