@@ -31,7 +31,7 @@ if [ "${BASH_SOURCE[0]}" != "$0" ]; then
       PULUMI_DISABLE_REGISTRY_RESOLVE=true
     if [ -z "${PULUMI_BACKEND_URL:-}" ]; then
       export PULUMI_BACKEND_URL="file://${AGENTFORM_STATE_DIR:-$HOME/.agentform}/pulumi-state"
-      mkdir -p "${PULUMI_BACKEND_URL#file://}"
+      (umask 077 && mkdir -p "${PULUMI_BACKEND_URL#file://}")  # the host's state dir is 0700 too
     fi
     if [ -z "${PULUMI_CONFIG_PASSPHRASE+set}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
       export PULUMI_CONFIG_PASSPHRASE=agentform-quickstart

@@ -103,6 +103,8 @@ def test_sourcing_changes_only_path_and_the_documented_variables(tmp_path: Path)
     state = tmp_path / "home" / ".agentform" / "pulumi-state"
     assert env_after["PULUMI_BACKEND_URL"] == f"file://{state}"
     assert state.is_dir()
+    # Only the host's: the state dir it creates and its Pulumi state (secrets, encrypted).
+    assert (state.stat().st_mode & 0o777, state.parent.stat().st_mode & 0o777) == (0o700, 0o700)
     assert env_after["PULUMI_CONFIG_PASSPHRASE"] == "agentform-quickstart"
 
 
