@@ -58,5 +58,26 @@ def resolve(aws: AwsSession, environment: str, settings: JwtSettings) -> tuple[s
         catalog.delete_secret(aws, jwt_secret_name(environment))
     if not settings.configured:
         return None, ""
+    return arn, _auth_value(arn, version, settings)
+
+
+def planned(aws: AwsSession, environment: str, settings: JwtSettings) -> str:
+    """The `AGENTFORM_AUTH` value `resolve` will make, as long as it will be, without writing
+    anything (for the variables' size check before any change): the secret's ARN as it is, or
+    as long as AWS's will be, and a version id as long as a real one."""
+    if not settings.configured:
+        return ""
+    arn = version = None
+    if settings.secret:
+        name = jwt_secret_name(environment)
+        arn = catalog.secret_arn(aws, name) or (
+            f"arn:{aws.partition}:secretsmanager:{aws.home_region}:{aws.account}:secret:"
+            f"{name}-XXXXXX"
+        )
+        version = "0" * 36  # Secrets Manager's version ids are UUIDs
+    return _auth_value(arn, version, settings)
+
+
+def _auth_value(arn: str | None, version: str | None, settings: JwtSettings) -> str:
     auth = {"jwt_secret_arn": arn, "jwt_secret_version": version, "jwks_url": settings.jwks_url}
-    return arn, json.dumps({k: v for k, v in auth.items() if v}, sort_keys=True)
+    return json.dumps({k: v for k, v in auth.items() if v}, sort_keys=True)

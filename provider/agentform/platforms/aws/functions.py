@@ -38,7 +38,6 @@ from agentform_runtime.aws_contract import (
     TARGETS_VAR,
     connection_secret_name,
     function_name,
-    jwt_secret_name,
     table_name,
 )
 from agentform_runtime.errors import AgentformError
@@ -162,7 +161,10 @@ class Deployer:
         # Everything above only read: Lambda's 4 KB of variables is checked before anything
         # on AWS changes (the JWT secret, the role, the function), so a deployment too large
         # leaves nothing behind.
-        self._variables(key, spec, effective, replace(resolved, auth=self._planned_auth(key)))
+        planned = auth.planned(self.aws, key.environment, self.jwt)
+        self._variables(key, spec, effective, replace(resolved, auth=planned))
+        # End users reach every deployment at its function URL, as every /run path on the
+        # local host: each verifies JWTs with the stack's current settings.
         jwt_secret_arn, auth_var = auth.resolve(self.aws, key.environment, self.jwt)
         resolved = replace(resolved, jwt_secret_arn=jwt_secret_arn, auth=auth_var)
         role_arn, new_role = self._put_role(key, spec, placement, resolved)
@@ -284,29 +286,6 @@ class Deployer:
             connection_arn=connection_arn,
             connections={name: arn for name, arn in connections.items() if arn},
         )
-
-    def _planned_auth(self, key: DeploymentKey) -> str:
-        """`AGENTFORM_AUTH` as `auth.resolve` will make it, without writing anything: the JWT
-        secret's ARN as it is (or, not made yet, as long as AWS's will be) and a version id as
-        long as a real one. Only for the size check before any change. End users reach every
-        deployment at its function URL, as every /run path on the local host: each verifies
-        JWTs with the stack's current settings."""
-        if not self.jwt.configured:
-            return ""
-        arn = version = None
-        if self.jwt.secret:
-            name = jwt_secret_name(key.environment)
-            arn = catalog.secret_arn(self.aws, name) or (
-                f"arn:{self.aws.partition}:secretsmanager:{self.aws.home_region}:"
-                f"{self.aws.account}:secret:{name}-XXXXXX"
-            )
-            version = "0" * 36  # Secrets Manager's version ids are UUIDs
-        planned = {
-            "jwt_secret_arn": arn,
-            "jwt_secret_version": version,
-            "jwks_url": self.jwt.jwks_url,
-        }
-        return json.dumps({k: v for k, v in planned.items() if v}, sort_keys=True)
 
     def _put_role(
         self, key: DeploymentKey, spec: DeploymentSpec, placement: Placement, resolved: Resolved
